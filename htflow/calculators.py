@@ -1,0 +1,136 @@
+"""Calculators: how a structure's energy is computed.
+
+A calculator is named in the campaign file by a registry name (``emt``) or a
+``package.module:object`` import path. The object may be a jobflow ``Maker``
+(class or instance) whose ``make(structure)`` returns an atomate2-style task
+document, or an ASE ``Calculator`` class, which is wrapped in atomate2's
+``AseRelaxMaker``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from htflow.errors import InputError
+
+if TYPE_CHECKING:
+    from jobflow import Maker
+
+    from htflow.config import CalculatorConfig, CampaignConfig
+    from htflow.space import CompositionSpace
+
+#: Quantities every calculator yields through the evaluation flow.
+BASE_PROPERTIES = ("energy_per_atom", "formation_energy_per_atom", "volume_per_atom", "density")
+
+#: Elements with parameters in ASE's EMT (Jacobsen, Stoltze and Nørskov, 1996).
+EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "N", "O"})
+
+
+@dataclass
+class CalculatorSpec:
+    """What htflow needs to know about a calculator."""
+
+    name: str
+    make_relax: Any  # callable(CalculatorConfig) -> Maker
+    elements: frozenset[str] | None = None
+    properties: tuple[str, ...] = BASE_PROPERTIES
+    meta: dict = field(default_factory=dict)
+
+    def relax_maker(self, cfg: CalculatorConfig) -> Maker:
+        """The Maker that relaxes (or, with ``relax: false``, single-points) a structure."""
+        return self.make_relax(cfg)
+
+    def check(self, campaign: CampaignConfig, space: CompositionSpace) -> None:
+        """Refuse elements the calculator has no parameters for."""
+        if self.elements is None:
+            return
+        bad = [el for el in space.elements if el not in self.elements]
+        if bad:
+            raise InputError(
+                f"space.elements: calculator {self.name!r} has no parameters for "
+                f"{', '.join(bad)}; it supports: {', '.join(sorted(self.elements))}"
+            )
+
+    def metadata(self) -> dict:
+        """Name and versions recorded with every result."""
+        import ase
+
+        return {"name": self.name, "ase_version": ase.__version__, **self.meta}
+
+
+def _ase_relax_kwargs(cfg: CalculatorConfig) -> dict:
+    return {
+        "relax_cell": cfg.relax,
+        "steps": cfg.steps if cfg.relax else 0,
+        "relax_kwargs": {"fmax": cfg.fmax},
+        # The per-step structures would make every stored document ~250 kB.
+        "ionic_step_data": ("energy",),
+        "calculator_kwargs": dict(cfg.options),
+    }
+
+
+def _emt(cfg: CalculatorConfig) -> Maker:
+    from atomate2.ase.jobs import EmtRelaxMaker
+
+    return EmtRelaxMaker(**_ase_relax_kwargs(cfg))
+
+
+REGISTRY: dict[str, CalculatorSpec] = {
+    "emt": CalculatorSpec("emt", _emt, EMT_ELEMENTS, meta={"method": "EMT (ASE)"}),
+}
+
+
+def import_object(path: str, what: str) -> Any:
+    """Import ``package.module:object``; raise :class:`InputError` naming ``what``."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise InputError(f"{what}: {path!r} is not an import path of the form package.module:object")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise InputError(f"{what}: cannot import module {module_name!r} ({exc})") from None
+    obj: Any = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise InputError(f"{what}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def _from_object(path: str, obj: Any) -> CalculatorSpec:
+    from ase.calculators.calculator import Calculator
+    from jobflow import Maker
+
+    if isinstance(obj, CalculatorSpec):
+        return obj
+    if isinstance(obj, Maker):
+        return CalculatorSpec(path, lambda cfg: obj)
+    if isinstance(obj, type) and issubclass(obj, Maker):
+        return CalculatorSpec(path, lambda cfg: obj())
+    if isinstance(obj, type) and issubclass(obj, Calculator):
+        from atomate2.ase.jobs import AseRelaxMaker
+
+        def make(cfg: CalculatorConfig) -> Maker:
+            maker = AseRelaxMaker(name=f"{obj.__name__} relaxation", **_ase_relax_kwargs(cfg))
+            maker._calculator = obj(**cfg.options)
+            return maker
+
+        return CalculatorSpec(path, make)
+    raise InputError(
+        f"calculator.name: {path!r} is a {type(obj).__name__}; expected a jobflow Maker "
+        "(class or instance) or an ASE Calculator class"
+    )
+
+
+def get_calculator(name: str) -> CalculatorSpec:
+    """A calculator by registry name or ``package.module:object`` path."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if ":" in name:
+        return _from_object(name, import_object(name, "calculator.name"))
+    raise InputError(
+        f"calculator.name: unknown calculator {name!r}; allowed: {', '.join(sorted(REGISTRY))} "
+        "or an import path package.module:object"
+    )

@@ -1,0 +1,381 @@
+"""The campaign loop: propose, build, evaluate, store, repeat until done.
+
+All state lives in the store. Candidates are written (status ``proposed``)
+before any calculation starts; each result is written, with its candidate's
+new status, in one transaction as soon as it finishes. A campaign killed at
+any point and started again first finishes the candidates that have no result,
+then carries on: nothing is computed twice and nothing finished is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from pymatgen.core import Composition
+
+from htflow.calculators import get_calculator
+from htflow.config import CampaignConfig
+from htflow.errors import InputError
+from htflow.executors import EvalTask, Outcome, get_executor
+from htflow.flows import EvaluationMaker
+from htflow.generators import ProposalContext, get_generator
+from htflow.space import composition_key
+from htflow.store.db import ENTRY_KEY, CampaignDB
+from htflow.structures import StructureBuilder
+
+#: Config fields that may change when a campaign is resumed.
+RESUMABLE_CHANGES = {"description", "search.budget", "search.batch_size", "executor", "store"}
+
+
+class CampaignError(RuntimeError):
+    """The campaign cannot go on (not a bad input: e.g. a reference calculation failed)."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k not in ("bounds", "options"):
+            out.update(_flatten(v, path + "."))
+        else:
+            out[path] = v
+    return out
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """Dotted fields that differ between two config dumps and may not change on resume."""
+    a, b = _flatten(old), _flatten(new)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return [k for k in changed if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES)]
+
+
+@dataclass
+class RoundSummary:
+    """What one round did."""
+
+    round: int
+    evaluated: int
+    failed: int
+    best_key: str | None
+    best_value: float | None
+
+
+class Campaign:
+    """A screening campaign bound to its store.
+
+    Parameters
+    ----------
+    config
+        The validated campaign.
+    db
+        The campaign database (defaults to the one the config names).
+    """
+
+    def __init__(self, config: CampaignConfig, db: CampaignDB | None = None):
+        self.config = config
+        self.db = db or CampaignDB(config.store)
+        self.space = config.space.build()
+        self.builder = StructureBuilder(
+            config.structure.prototype, config.structure.n_atoms, config.structure.lattice_constant
+        )
+        self.calculator = get_calculator(config.calculator.name)
+        self.generator = get_generator(config.search.sampler)
+        self.executor = get_executor(config.executor.type)
+        self.maker = EvaluationMaker(relax_maker=self.calculator.relax_maker(config.calculator))
+        self.name = config.name
+        self.objective = config.objective
+        self._sign = 1.0 if self.objective.goal == "minimize" else -1.0
+
+    # -- store helpers ---------------------------------------------------------
+    def _doc(self) -> dict | None:
+        return self.db.campaigns.query_one({"name": self.name})
+
+    def _save_doc(self, doc: dict) -> None:
+        doc["updated_at"] = _now()
+        self.db.campaigns.update(doc, key="name")
+
+    def _open(self) -> dict:
+        """Create the campaign document, or check a resumed one has a compatible config."""
+        new_cfg = self.config.model_dump(mode="json")
+        doc = self._doc()
+        if doc is None:
+            doc = {
+                "name": self.name,
+                "config": new_cfg,
+                "config_hash": hashlib.sha256(json.dumps(new_cfg, sort_keys=True).encode()).hexdigest(),
+                "state": "running",
+                "created_at": _now(),
+                "rounds": [],
+                "references": {},
+                "best": None,
+                "calculator": self.calculator.metadata(),
+            }
+            self._save_doc(doc)
+            return doc
+        changed = config_changes(doc["config"], new_cfg)
+        if changed:
+            raise InputError(
+                f"campaign {self.name!r} already exists in {self.db.location} with a different "
+                f"{', '.join(changed)}; only {', '.join(sorted(RESUMABLE_CHANGES))} may change on "
+                "resume. Use a new name to start another campaign."
+            )
+        doc["config"] = new_cfg
+        return doc
+
+    # -- references ----------------------------------------------------------
+    def _references(self, doc: dict, progress: Callable | None) -> dict[str, float]:
+        refs = doc.setdefault("references", {})
+        todo = [el for el in self.space.elements if el not in refs]
+        if todo:
+            tasks = []
+            for el in todo:
+                structure = self.builder.build({el: 1.0})
+                tasks.append(EvalTask(f"ref:{el}", self.maker.make(structure), {"element": el}))
+            for outcome in self.executor.run(tasks, self.db.job_store()):
+                el = outcome.meta["element"]
+                if not outcome.ok:
+                    raise CampaignError(
+                        f"the reference calculation for {el} failed ({outcome.error}); formation "
+                        "energies cannot be computed. Check the calculator supports this element."
+                    )
+                refs[el] = {
+                    "energy_per_atom": outcome.output["energy_per_atom"],
+                    "key": composition_key({el: 1}),
+                    "result": outcome.output,
+                    "seconds": outcome.seconds,
+                }
+                self._save_doc(doc)
+                if progress:
+                    progress(outcome)
+        return {el: refs[el]["energy_per_atom"] for el in self.space.elements}
+
+    # -- candidates and results --------------------------------------------------
+    def known_keys(self) -> set[str]:
+        """Keys of every candidate this campaign has proposed."""
+        return {d["key"] for d in self.db.candidates.query({"campaign": self.name}, ["key"])}
+
+    def results(self, status: str | None = None) -> list[dict]:
+        """This campaign's result documents."""
+        crit: dict[str, Any] = {"campaign": self.name}
+        if status:
+            crit["status"] = status
+        with self.db:
+            return list(self.db.results.query(crit))
+
+    def _pending(self) -> list[dict]:
+        """Candidates proposed or running without a result; reconciles finished ones."""
+        open_ = list(
+            self.db.candidates.query({"campaign": self.name, "status": {"$in": ["proposed", "running"]}})
+        )
+        if not open_:
+            return []
+        keys = [c["key"] for c in open_]
+        finished = {
+            r["key"]: r["status"]
+            for r in self.db.results.query({"campaign": self.name, "key": {"$in": keys}}, ["key", "status"])
+        }
+        pending = []
+        for cand in open_:
+            if cand["key"] in finished:  # killed between the two writes: take the result's word
+                cand["status"] = finished[cand["key"]]
+                self.db.candidates.update(cand, key=ENTRY_KEY)
+            else:
+                pending.append(cand)
+        return pending
+
+    def _result_doc(self, cand: dict, outcome: Outcome) -> dict:
+        counts = cand["counts"]
+        comp = Composition(counts)
+        doc = {
+            "campaign": self.name,
+            "key": cand["key"],
+            "round": cand["round"],
+            "status": "done" if outcome.ok else "failed",
+            "composition": cand["composition"],
+            "counts": counts,
+            "elements": sorted(counts),
+            "nelements": len(counts),
+            "formula": comp.reduced_formula,
+            "n_atoms": int(comp.num_atoms),
+            "prototype": self.config.structure.prototype,
+            "calculator": self.calculator.metadata(),
+            "timings": {"evaluation_s": outcome.seconds},
+            "error": outcome.error,
+            "created_at": _now(),
+        }
+        if outcome.ok:
+            out = dict(outcome.output)
+            doc["timings"]["relax_s"] = out.pop("relax_seconds", None)
+            doc.update(out)
+        else:
+            doc["input_structure"] = self.builder.build(cand["composition"]).as_dict()
+        return doc
+
+    def _value(self, doc: dict) -> float | None:
+        v = doc.get(self.objective.name)
+        return None if v is None else float(v)
+
+    def best(self, n: int = 10) -> list[dict]:
+        """The ``n`` best done results by the primary objective."""
+        direction = 1 if self.objective.goal == "minimize" else -1
+        crit = {"campaign": self.name, "status": "done", self.objective.name: {"$ne": None}}
+        with self.db:
+            return list(self.db.results.query(crit, sort={self.objective.name: direction}, limit=n))
+
+    # -- the loop ------------------------------------------------------------
+    def run(self, progress: Any = None) -> dict:
+        """Run (or resume) the campaign to its end; returns the campaign document.
+
+        ``progress`` is an optional object with ``start_round(round, n)``,
+        ``advance(outcome)`` and ``end_round(summary)`` (the CLI's rich bars).
+        """
+        search = self.config.search
+        with self.db:
+            doc = self._open()
+            refs = self._references(doc, None)
+            doc["state"] = "running"
+            self._save_doc(doc)
+            stop_reason = None
+            while True:
+                pending = self._pending()
+                known = self.known_keys()
+                if pending:
+                    rnd = pending[0]["round"]
+                    batch = [c for c in pending if c["round"] == rnd]
+                else:
+                    remaining = search.budget - len(known)
+                    if remaining <= 0:
+                        stop_reason = "budget spent"
+                        break
+                    if self._target_reached(doc):
+                        stop_reason = "target reached"
+                        break
+                    rnd = max((r["round"] for r in doc["rounds"]), default=0) + 1
+                    batch = self._propose(rnd, known, min(search.batch_size, remaining))
+                    if not batch:
+                        stop_reason = "no candidates left in the space"
+                        break
+                self._evaluate(doc, rnd, batch, refs, progress)
+            doc["state"] = "complete"
+            doc["stop_reason"] = stop_reason
+            self._save_doc(doc)
+            return doc
+
+    def _target_reached(self, doc: dict) -> bool:
+        target, best = self.objective.target, doc.get("best")
+        if target is None or not best or best.get("value") is None:
+            return False
+        return self._sign * best["value"] <= self._sign * target
+
+    def _propose(self, rnd: int, known: set[str], n: int) -> list[dict]:
+        ctx = ProposalContext(
+            space=self.space,
+            builder=self.builder,
+            known=known,
+            round=rnd,
+            seed=self.config.search.seed,
+            results=self.results(),
+            objective=self.objective,
+        )
+        proposals = self.generator.propose(ctx, n)[:n]
+        cands = []
+        for fractions in proposals:
+            counts = self.builder.realise(fractions)
+            key = composition_key(counts)
+            if key in known:
+                continue
+            total = sum(counts.values())
+            cands.append(
+                {
+                    "campaign": self.name,
+                    "key": key,
+                    "round": rnd,
+                    "status": "proposed",
+                    "counts": counts,
+                    "composition": {el: c / total for el, c in counts.items()},
+                    "proposed_at": _now(),
+                }
+            )
+        if cands:
+            self.db.candidates.update(cands, key=ENTRY_KEY)
+        return cands
+
+    def _evaluate(self, doc: dict, rnd: int, batch: list[dict], refs: dict, progress: Any) -> None:
+        by_key = {c["key"]: c for c in batch}
+        ref_results = {r["key"]: r for r in doc["references"].values()}
+        tasks, outcomes = [], []
+        for cand in batch:
+            if cand["key"] in ref_results:  # a pure element: already computed as a reference
+                ref = ref_results[cand["key"]]
+                outcomes.append(Outcome(cand["key"], {**ref["result"], "formation_energy_per_atom": 0.0},
+                                        None, ref["seconds"]))
+                continue
+            structure = self.builder.build(cand["composition"])
+            tasks.append(EvalTask(cand["key"], self.maker.make(structure, refs)))
+            cand["status"] = "running"
+        running = [c for c in batch if c["status"] == "running"]
+        if running:
+            self.db.candidates.update(running, key=ENTRY_KEY)
+        if progress:
+            progress.start_round(rnd, len(batch))
+        failed = 0
+
+        def store(outcome: Outcome) -> None:
+            nonlocal failed
+            cand = by_key[outcome.key]
+            result = self._result_doc(cand, outcome)
+            cand["status"] = result["status"]
+            cand["finished_at"] = _now()
+            failed += not outcome.ok
+            with self.db.transaction():
+                self.db.results.update(result, key=ENTRY_KEY)
+                self.db.candidates.update(cand, key=ENTRY_KEY)
+            self._update_best(doc, result)
+            if progress:
+                progress.advance(outcome, doc.get("best"))
+
+        for outcome in outcomes:
+            store(outcome)
+        for outcome in self.executor.run(tasks, self.db.job_store()):
+            store(outcome)
+        best = doc.get("best") or {}
+        summary = {
+            "round": rnd,
+            "evaluated": len(batch),
+            "failed": failed,
+            "best_key": best.get("key"),
+            "best_value": best.get("value"),
+            "finished_at": _now(),
+        }
+        doc["rounds"] = [r for r in doc["rounds"] if r["round"] != rnd] + [summary]
+        self._save_doc(doc)
+        if progress:
+            progress.end_round(RoundSummary(rnd, len(batch), failed, best.get("key"), best.get("value")))
+
+    def _update_best(self, doc: dict, result: dict) -> None:
+        value = self._value(result) if result["status"] == "done" else None
+        if value is None:
+            return
+        best = doc.get("best")
+        if best is None or self._sign * value < self._sign * best["value"]:
+            doc["best"] = {"key": result["key"], "value": value, "formula": result["formula"],
+                           "objective": self.objective.name}
+
+    def status(self) -> dict:
+        """Counts by candidate status plus the campaign document."""
+        with self.db:
+            doc = self._doc()
+            counts = {
+                s: self.db.candidates.count({"campaign": self.name, "status": s})
+                for s in ("proposed", "running", "done", "failed")
+            }
+        return {"doc": doc, "counts": counts}

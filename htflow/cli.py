@@ -1,0 +1,425 @@
+"""The ``htflow`` command line.
+
+Bad input of any kind (campaign file, arguments, store, query) ends with one
+``error:`` line per problem on stderr and exit status 2, before anything is
+written. Ctrl-C stops cleanly: finished results are already in the store and
+the same command continues the campaign.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    name="htflow",
+    help="Closed-loop composition screening: propose, compute, store, repeat.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Store to use: a folder (embedded, default ./htflow-data), mongodb://..., "
+        "memory://, or a stores/*.yaml file.",
+    ),
+]
+
+
+class Fmt(str, Enum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _store_config(store: str | None, default_path: str = "htflow-data"):
+    from pydantic import ValidationError
+
+    from htflow.config import StoreConfig, format_validation_error, store_from_shorthand
+    from htflow.errors import InputError
+    from htflow.store.db import check_store_config
+
+    data = store_from_shorthand(store) if store else {"backend": "embedded", "path": default_path}
+    try:
+        cfg = StoreConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, "--store", StoreConfig)) from None
+    check_store_config(cfg)
+    return cfg
+
+
+def _open_db(store: str | None):
+    from htflow.errors import InputError
+    from htflow.store.db import CampaignDB
+
+    db = CampaignDB(_store_config(store))
+    if not db.exists():
+        raise InputError(
+            f"no htflow store at {db.location}; run a campaign first (htflow run FILE) or pass --store"
+        )
+    return db
+
+
+def _campaign_doc(db, name: str) -> dict:
+    from htflow.config import _suggest
+    from htflow.errors import InputError
+
+    doc = db.campaigns.query_one({"name": name})
+    if doc is None:
+        names = db.campaigns.distinct("name")
+        hint = _suggest(name, names)
+        known = ", ".join(sorted(names)) or "none"
+        raise InputError(f"no campaign named {name!r} in {db.location}{hint}; campaigns: {known}")
+    return doc
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.4g}"
+    if isinstance(v, dict | list):
+        return json.dumps(v, default=str)
+    return "" if v is None else str(v)
+
+
+def best_table(rows: list[dict], objective: str, title: str):
+    """A rich table of the best results."""
+    from rich.table import Table
+
+    short = {"formation_energy_per_atom": "E_form", "energy_per_atom": "E",
+             "volume_per_atom": "V", "density": "density"}  # fmt: skip
+    table = Table(title=title, caption="E_form, E: eV/atom; V: Å³/atom; density: g/cm³")
+    table.add_column("#", justify="right")
+    table.add_column("key", no_wrap=True)
+    table.add_column("formula", no_wrap=True)
+    extra = [c for c in ("energy_per_atom", "volume_per_atom") if c != objective]
+    for col in (objective, *extra):
+        table.add_column(short.get(col, col), justify="right")
+    table.add_column("round", justify="right")
+    for i, r in enumerate(rows, 1):
+        table.add_row(str(i), r["key"], r.get("formula", ""), _fmt(r.get(objective)),
+                      *(_fmt(r.get(c)) for c in extra), str(r.get("round")))
+    return table
+
+
+class _Progress:
+    """Rich progress bars, one per round."""
+
+    def __init__(self, console, objective: str, budget: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console, self.objective, self.budget = console, objective, budget
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console,
+        )  # fmt: skip
+        self.task = None
+
+    def start_round(self, rnd: int, n: int) -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(f"round {rnd}", total=n, best="")
+
+    def advance(self, outcome, best: dict | None) -> None:
+        text = f"best {best['formula']} {best['value']:.4f}" if best else ""
+        if not outcome.ok:
+            self.console.print(f"  [yellow]failed[/] {outcome.key}: {outcome.error}")
+        self.bar.update(self.task, advance=1, best=text)
+
+    def end_round(self, summary) -> None:
+        self.bar.stop()
+        self.bar.remove_task(self.task)
+        self.console.print(
+            f"round {summary.round}: {summary.evaluated} evaluated, {summary.failed} failed; "
+            f"best {summary.best_key} ({self.objective} = {_fmt(summary.best_value)})"
+        )
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Campaign file (YAML), e.g. workflows/demo.yaml.")],
+    store: StoreOpt = None,
+    top: Annotated[int, typer.Option(min=1, max=1000, help="Rows in the final table.")] = 10,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Run a campaign to its budget, or continue it where it stopped.
+
+    Validates the whole file first. Every result is stored as soon as it is
+    computed; run the same command again after a crash or Ctrl-C to continue.
+    """
+    from htflow.campaign import Campaign
+    from htflow.config import load_config
+
+    cfg = load_config(file, store=store)
+    console = _console()
+    camp = Campaign(cfg)
+    console.print(
+        f"[bold]{cfg.name}[/]: {len(cfg.space.elements)} elements ({', '.join(camp.space.elements)}), "
+        f"{cfg.structure.prototype} {cfg.structure.n_atoms} atoms, calculator {cfg.calculator.name}, "
+        f"sampler {cfg.search.sampler}, budget {cfg.search.budget}; store {camp.db.location}"
+    )
+    with camp.db:
+        before = camp.db.results.count({"campaign": cfg.name})
+    progress = None if quiet else _Progress(console, cfg.objective.name, cfg.search.budget)
+    doc = camp.run(progress=progress)
+    st = camp.status()["counts"]
+    with camp.db:
+        new = camp.db.results.count({"campaign": cfg.name}) - before
+    if new == 0:
+        console.print(f"campaign {cfg.name!r} is complete ({doc['stop_reason']}); nothing to compute")
+    console.print(
+        f"{new} computed now; {st['done']} done and {st['failed']} failed in all; "
+        f"stopped: {doc['stop_reason']}"
+    )
+    rows = camp.best(top)
+    if rows:
+        console.print(best_table(rows, cfg.objective.name, f"best {len(rows)} by {cfg.objective.name} "
+                                 f"({cfg.objective.goal})"))
+    console.print(f"results in {camp.db.location}; try: htflow status {cfg.name}")
+
+
+@app.command()
+def validate(file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]) -> None:
+    """Check a campaign file without running or writing anything."""
+    from htflow.config import load_config
+
+    cfg = load_config(file)
+    space = cfg.space.build()
+    size = f"{space.grid_size():,} grid compositions" if space.is_grid else "continuous"
+    _console().print(f"{file}: valid ({cfg.name}: {size}, budget {cfg.search.budget})")
+
+
+@app.command()
+def status(
+    name: Annotated[str, typer.Argument(help="Campaign name (the 'name' in its file).")],
+    store: StoreOpt = None,
+    top: Annotated[int, typer.Option(min=1, max=1000, help="Rows of best candidates.")] = 5,
+) -> None:
+    """Show a campaign's progress: state, rounds, counts and best candidates."""
+    from rich.table import Table
+
+    db = _open_db(store)
+    with db:
+        doc = _campaign_doc(db, name)
+        counts = {
+            s: db.candidates.count({"campaign": name, "status": s})
+            for s in ("proposed", "running", "done", "failed")
+        }
+        obj = doc["config"]["objectives"][0]
+        direction = 1 if obj["goal"] == "minimize" else -1
+        best = list(
+            db.results.query(
+                {"campaign": name, "status": "done", obj["name"]: {"$ne": None}},
+                sort={obj["name"]: direction}, limit=top,
+            )
+        )  # fmt: skip
+    console = _console()
+    budget = doc["config"]["search"]["budget"]
+    used = sum(counts.values())
+    console.print(
+        f"[bold]{name}[/]: {doc['state']}"
+        + (f" ({doc.get('stop_reason')})" if doc.get("stop_reason") else "")
+        + f"; {used}/{budget} of budget; done {counts['done']}, failed {counts['failed']}, "
+        f"pending {counts['proposed'] + counts['running']}; store {db.location}"
+    )
+    rounds = Table(title="rounds")
+    for col in ("round", "evaluated", "failed", "best so far", obj["name"]):
+        rounds.add_column(col)
+    for r in doc.get("rounds", []):
+        rounds.add_row(str(r["round"]), str(r["evaluated"]), str(r["failed"]), r.get("best_key") or "",
+                       _fmt(r.get("best_value")))
+    console.print(rounds)
+    if best:
+        console.print(best_table(best, obj["name"], f"best {len(best)} by {obj['name']} ({obj['goal']})"))
+
+
+def _parse_json(text: str | None, what: str, default: Any) -> Any:
+    from htflow.errors import InputError
+
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what}: not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
+
+
+def _query_rows(db, collection: str, filt: dict, fields: list[str] | None, sort: list[str],
+                limit: int, campaign: str | None) -> list[dict]:
+    from htflow.errors import InputError
+    from htflow.store.query import QueryError, check_field, check_filter
+
+    try:
+        check_filter(filt)
+        for f in fields or []:
+            check_field(f)
+        sort_spec = {}
+        for s in sort:
+            desc = s.startswith("-")
+            sort_spec[check_field(s.lstrip("-+"))] = -1 if desc else 1
+    except QueryError as exc:
+        raise InputError(str(exc)) from None
+    if campaign:
+        filt = {"$and": [filt, {"campaign" if collection != "campaigns" else "name": campaign}]}
+    store = db.collection(collection)
+    try:
+        rows = list(store.query(filt, properties=fields, sort=sort_spec or None, limit=limit))
+    except (QueryError, ValueError, TypeError) as exc:
+        raise InputError(f"--filter: cannot run this query ({exc})") from None
+    for r in rows:
+        r.pop("_id", None)
+    return rows
+
+
+def _emit(rows: list[dict], fields: list[str] | None, fmt: Fmt, out) -> None:
+    from htflow.store.sqlite import dumps
+
+    if fmt == Fmt.json:
+        out.write(dumps(rows).decode() + "\n")
+        return
+    cols = fields or _default_columns(rows)
+    flat = [{c: _lookup(r, c) for c in cols} for r in rows]
+    if fmt == Fmt.csv:
+        w = csv.writer(out)
+        w.writerow(cols)
+        for r in flat:
+            w.writerow([_fmt(r[c]) if not isinstance(r[c], float) else repr(r[c]) for c in cols])
+        return
+    from rich.table import Table
+
+    table = Table()
+    for c in cols:
+        table.add_column(c)
+    for r in flat:
+        table.add_row(*(_fmt(r[c]) for c in cols))
+    _console().print(table)
+
+
+def _lookup(doc: dict, path: str) -> Any:
+    node: Any = doc
+    for part in path.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _default_columns(rows: list[dict]) -> list[str]:
+    preferred = ["campaign", "key", "formula", "status", "round", "formation_energy_per_atom",
+                 "energy_per_atom", "volume_per_atom", "error", "name", "state"]  # fmt: skip
+    present = {k for r in rows for k in r}
+    cols = [c for c in preferred if c in present]
+    return cols or sorted(k for k in present if not isinstance(rows[0].get(k), dict | list))[:8]
+
+
+@app.command()
+def query(
+    filter: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help='MongoDB-style JSON filter, e.g. \'{"nelements": 2}\'.'),
+    ] = None,
+    fields: Annotated[str | None, typer.Option(help="Comma-separated fields to return.")] = None,
+    sort: Annotated[
+        list[str] | None, typer.Option(help="Sort field; prefix '-' for descending. Repeatable.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, max=1_000_000, help="At most this many (0: all).")] = 20,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+    collection: Annotated[
+        str, typer.Option(help="results, candidates, campaigns or jobs.")
+    ] = "results",
+    format: Annotated[Fmt, typer.Option("--format", help="Output format.")] = Fmt.table,
+    store: StoreOpt = None,
+) -> None:
+    """Query the store with a MongoDB-style filter; print a table, JSON or CSV."""
+    filt = _parse_json(filter, "--filter", {})
+    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    db = _open_db(store)
+    with db:
+        rows = _query_rows(db, collection, filt, field_list, sort or [], limit, campaign)
+    _emit(rows, field_list, format, sys.stdout)
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="Campaign to export.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: standard output).")
+    ] = None,
+    format: Annotated[Fmt, typer.Option("--format", help="json (full documents) or csv.")] = Fmt.json,
+    store: StoreOpt = None,
+) -> None:
+    """Export every result of a campaign (JSON with structures, or CSV of properties)."""
+    from htflow.errors import InputError
+
+    if format == Fmt.table:
+        raise InputError("--format: export writes json or csv; allowed: json, csv")
+    if output is not None and output.is_dir():
+        raise InputError(f"--output: {output} is a folder; give a file name")
+    db = _open_db(store)
+    with db:
+        _campaign_doc(db, name)
+        rows = _query_rows(db, "results", {}, None, ["round", "key"], 0, name)
+    fields = None
+    if format == Fmt.csv:
+        fields = ["key", "formula", "status", "round", "nelements", "n_atoms", "energy_per_atom",
+                  "formation_energy_per_atom", "volume_per_atom", "density", "error"]  # fmt: skip
+    buf = io.StringIO()
+    _emit(rows, fields, format, buf)
+    if output is None:
+        sys.stdout.write(buf.getvalue())
+    else:
+        output.write_text(buf.getvalue())
+        _console(stderr=True).print(f"wrote {len(rows)} results to {output}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: pin threads, run, and turn bad input into exit status 2."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    from htflow.campaign import CampaignError
+    from htflow.errors import InputError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except InputError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
+    except CampaignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(
+            "\ninterrupted: finished results are saved; run the same command to continue",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            print("\naborted", file=sys.stderr)
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

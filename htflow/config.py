@@ -1,0 +1,327 @@
+"""The campaign file: YAML parsed into strict pydantic models.
+
+Unknown keys are errors (a typo must not pass silently), and every invalid
+value is reported as one line naming the field path, the value and what is
+allowed. Checks that need more than one field (a grid step that the supercell
+cannot realise, elements the calculator has no parameters for, an unusable
+store) run in :meth:`CampaignConfig.check`, still before anything is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from htflow.errors import InputError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class SpaceConfig(_Strict):
+    """Which compositions may be proposed."""
+
+    elements: Annotated[list[str], Field(min_length=1, max_length=30)]
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    mode: Literal["grid", "continuous"] = "grid"
+    step: Annotated[float, Field(gt=0, le=1)] | None = 0.25
+    max_elements: Annotated[int, Field(ge=1)] | None = None
+    max_pool: Annotated[int, Field(ge=1)] = 500_000
+
+    def build(self):  # -> CompositionSpace
+        """The :class:`~htflow.space.CompositionSpace` this describes."""
+        from htflow.space import CompositionSpace
+
+        return CompositionSpace(
+            elements=tuple(self.elements),
+            bounds={k: tuple(v) for k, v in self.bounds.items()},
+            step=self.step if self.mode == "grid" else None,
+            max_elements=self.max_elements,
+        )
+
+
+class StructureConfig(_Strict):
+    """How a composition becomes a structure."""
+
+    prototype: str = "fcc"
+    n_atoms: Annotated[int, Field(ge=1, le=2000)] = 32
+    lattice_constant: Annotated[float, Field(gt=0, le=100)] | None = None
+
+
+class CalculatorConfig(_Strict):
+    """Which calculator evaluates a structure, and how."""
+
+    name: str = "emt"
+    relax: bool = True
+    fmax: Annotated[float, Field(gt=0)] = 0.05
+    steps: Annotated[int, Field(ge=0)] = 500
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ObjectiveConfig(_Strict):
+    """One quantity to optimise."""
+
+    name: str = "formation_energy_per_atom"
+    goal: Literal["minimize", "maximize"] = "minimize"
+    target: float | None = None
+
+
+class SearchConfig(_Strict):
+    """How candidates are chosen, and how many."""
+
+    sampler: str = "sobol"
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 8
+    budget: Annotated[int, Field(ge=1)]
+    seed: int = 0
+
+
+class ExecutorConfig(_Strict):
+    """Where evaluation flows run."""
+
+    type: Literal["local"] = "local"
+
+
+class StoreConfig(_Strict):
+    """Where results live: embedded (default), MongoDB, or memory (tests)."""
+
+    backend: Literal["embedded", "mongodb", "memory"] = "embedded"
+    path: str = "htflow-data"
+    uri: str | None = None
+    database: str = "htflow"
+
+    @model_validator(mode="after")
+    def _uri_matches_backend(self) -> StoreConfig:
+        if self.backend == "mongodb" and not self.uri:
+            raise ValueError("backend mongodb needs uri: mongodb://host:27017 or mongodb+srv://...")
+        if self.backend != "mongodb" and self.uri:
+            raise ValueError(f"uri is only used with backend mongodb, not {self.backend}")
+        return self
+
+
+class CampaignConfig(_Strict):
+    """A whole campaign file."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: str = ""
+    space: SpaceConfig
+    structure: StructureConfig = Field(default_factory=StructureConfig)
+    calculator: CalculatorConfig = Field(default_factory=CalculatorConfig)
+    objectives: Annotated[list[ObjectiveConfig], Field(min_length=1)] = Field(
+        default_factory=lambda: [ObjectiveConfig()]
+    )
+    search: SearchConfig
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_shorthand(cls, value: Any) -> Any:
+        return store_from_shorthand(value) if isinstance(value, str) else value
+
+    @property
+    def objective(self) -> ObjectiveConfig:
+        """The primary objective (the first one)."""
+        return self.objectives[0]
+
+    def check(self) -> None:
+        """Checks across fields; raises :class:`InputError` naming the field."""
+        from htflow.calculators import get_calculator
+        from htflow.generators import get_generator
+        from htflow.space import SpaceError
+        from htflow.store.db import check_store_config
+        from htflow.structures import PROTOTYPE_ATOMS, StructureError, StructureBuilder
+
+        try:
+            space = self.space.build()
+        except SpaceError as exc:
+            raise InputError(str(exc)) from None
+        if self.space.mode == "continuous" and "step" in self.space.model_fields_set:
+            raise InputError("space.step: a continuous space has no step; remove it or use mode: grid")
+
+        st = self.structure
+        if st.prototype in PROTOTYPE_ATOMS:
+            per = PROTOTYPE_ATOMS[st.prototype]
+            if st.n_atoms % per:
+                ok = ", ".join(str(per * k) for k in (1, 2, 4, 8, 16, 27))
+                raise InputError(
+                    f"structure.n_atoms: {st.n_atoms} is not a multiple of the {per} atoms in the "
+                    f"{st.prototype} cell; allowed e.g. {ok}"
+                )
+        else:
+            try:
+                StructureBuilder(st.prototype, st.n_atoms).template()
+            except StructureError as exc:
+                raise InputError(str(exc)) from None
+        if space.is_grid:
+            atoms = space.step * st.n_atoms
+            if abs(atoms - round(atoms)) > 1e-6:
+                fine = [f"{1 / k:g}" for k in range(1, st.n_atoms + 1) if st.n_atoms % k == 0][1:6]
+                raise InputError(
+                    f"space.step: {space.step:g} of {st.n_atoms} atoms is {atoms:g} atoms, which "
+                    f"cannot be realised on the supercell; allowed steps for n_atoms "
+                    f"{st.n_atoms}: {', '.join(fine)} (or change structure.n_atoms)"
+                )
+            try:
+                size = space.grid_size()
+            except SpaceError as exc:
+                raise InputError(str(exc)) from None
+            if size == 0:
+                raise InputError(
+                    f"space: no grid point with step {space.step:g} fits the bounds and "
+                    f"max_elements {space.max_elements}; widen the bounds or use a finer step"
+                )
+            if size > self.space.max_pool:
+                raise InputError(
+                    f"space: the grid has {size:,} compositions, more than space.max_pool "
+                    f"({self.space.max_pool:,}) can enumerate; use a coarser step, fewer "
+                    "elements or max_elements, or mode: continuous"
+                )
+        else:
+            for el, (lo, hi) in space.limits.items():
+                lo_n, hi_n = lo * st.n_atoms, hi * st.n_atoms
+                if int(hi_n + 1e-9) < lo_n - 1e-9:
+                    raise InputError(
+                        f"space.bounds.{el}: [{lo:g}, {hi:g}] holds no whole number of atoms out "
+                        f"of structure.n_atoms {st.n_atoms}; widen it or use more atoms"
+                    )
+
+        calc = get_calculator(self.calculator.name)
+        calc.check(self, space)
+        get_generator(self.search.sampler)
+        for i, obj in enumerate(self.objectives):
+            props = calc.properties
+            if obj.name not in props:
+                hint = _suggest(obj.name, props)
+                raise InputError(
+                    f"objectives[{i}].name: {obj.name!r} is not computed by calculator "
+                    f"{self.calculator.name!r}{hint}; allowed: {', '.join(sorted(props))}"
+                )
+        check_store_config(self.store)
+
+
+def store_from_shorthand(value: str) -> dict:
+    """``htflow-data`` / ``mongodb://...`` / ``memory://`` / ``stores/x.yaml`` → store mapping."""
+    if value.startswith(("mongodb://", "mongodb+srv://")):
+        return {"backend": "mongodb", "uri": value}
+    if value.startswith("memory:"):
+        return {"backend": "memory"}
+    if value.endswith((".yaml", ".yml")):
+        data = read_yaml(Path(value), what="store file")
+        return data.get("store", data) if isinstance(data, dict) else data
+    if "://" in value:
+        scheme = value.split("://", 1)[0]
+        raise InputError(
+            f"store: unsupported URI scheme {scheme!r}; allowed: a folder path (embedded), "
+            "mongodb://, mongodb+srv://, memory://, or a stores/*.yaml file"
+        )
+    return {"backend": "embedded", "path": value}
+
+
+def _suggest(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the sub-model at ``loc`` (for unknown-key messages)."""
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        ann = field.annotation
+        for cand in (ann, *getattr(ann, "__args__", ())):
+            inner = getattr(cand, "__args__", None)
+            for c in (cand, *(inner or ())):
+                if isinstance(c, type) and issubclass(c, BaseModel):
+                    model = c
+                    break
+            else:
+                continue
+            break
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def format_validation_error(exc: ValidationError, source: str, model=None) -> str:
+    """One line per problem: ``source: field.path: what is wrong (got value); allowed...``."""
+    model = model or CampaignConfig
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc)
+            hint = _suggest(loc[-1], allowed)
+            lines.append(
+                f"{source}: {path}: unknown key{hint}; allowed keys here: {', '.join(allowed)}"
+            )
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        if err["type"] == "missing":
+            lines.append(f"{source}: {path}: required field is missing")
+        else:
+            shown = repr(got) if not isinstance(got, dict) else "a mapping"
+            lines.append(f"{source}: {path or '(top level)'}: {msg} (got {shown})")
+    return "\n".join(lines)
+
+
+def read_yaml(path: Path, what: str = "campaign file") -> Any:
+    """Read a YAML file, turning every failure into one clear :class:`InputError`."""
+    if not path.exists():
+        raise InputError(f"{path}: no such {what}")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a {what} (YAML)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{path}: malformed YAML{where}: {problem}") from None
+
+
+def parse_config(data: Any, source: str = "campaign") -> CampaignConfig:
+    """Validate a mapping as a campaign; raises :class:`InputError`."""
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        raise InputError(f"{source}: a campaign file must be a YAML mapping, got {kind}")
+    try:
+        cfg = CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, source)) from None
+    try:
+        cfg.check()
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    return cfg
+
+
+def load_config(path: str | Path, store: str | None = None) -> CampaignConfig:
+    """Read and fully check a campaign file (optionally overriding its store)."""
+    path = Path(path)
+    data = read_yaml(path)
+    if store is not None and isinstance(data, dict):
+        data = {**data, "store": store}
+    return parse_config(data, str(path))

@@ -1,0 +1,82 @@
+"""Evaluation flows: one jobflow ``Flow`` per candidate.
+
+``relax`` (the calculator's Maker, e.g. atomate2's ``EmtRelaxMaker``) feeds
+``properties``, which turns the relaxed task document into the numbers a
+campaign stores and optimises (energy and formation energy per atom, volume
+per atom, density). The flow's output is the ``properties`` output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import Flow, Maker, job
+from pymatgen.core import Structure
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for part in path:
+        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def formation_energy(energy_per_atom: float, counts: dict[str, int], references: dict[str, float]) -> float:
+    """Energy per atom relative to the elements' reference energies per atom."""
+    total = sum(counts.values())
+    return energy_per_atom - sum(n / total * references[el] for el, n in counts.items())
+
+
+@job
+def compute_properties(task: Any, references: dict[str, float] | None = None) -> dict:
+    """Properties of a relaxed structure from an atomate2 (ASE) task document."""
+    structure = _get(task, "output", "mol_or_struct") or _get(task, "structure")
+    if isinstance(structure, dict):
+        structure = Structure.from_dict(structure)
+    energy = float(_get(task, "output", "energy"))
+    n = len(structure)
+    counts = {str(el): int(round(amt)) for el, amt in structure.composition.items()}
+    e_pa = energy / n
+    out = {
+        "energy": energy,
+        "energy_per_atom": e_pa,
+        "formation_energy_per_atom": formation_energy(e_pa, counts, references) if references else None,
+        "volume_per_atom": structure.volume / n,
+        "density": float(structure.density),
+        "structure": structure.as_dict(),
+        "n_steps": _get(task, "output", "n_steps"),
+        "relax_seconds": _get(task, "output", "elapsed_time"),
+        "converged": _get(task, "is_force_converged"),
+    }
+    return out
+
+
+@dataclass
+class EvaluationMaker(Maker):
+    """Build the evaluation flow of one structure.
+
+    Parameters
+    ----------
+    name
+        Flow name.
+    relax_maker
+        The calculator's Maker (relaxation or single point).
+    """
+
+    name: str = "htflow evaluation"
+    relax_maker: Maker = field(default_factory=lambda: _default_relax())
+
+    def make(self, structure: Structure, references: dict[str, float] | None = None) -> Flow:
+        """The flow ``relax → properties`` for ``structure``."""
+        relax = self.relax_maker.make(structure)
+        props = compute_properties(relax.output, references)
+        props.name = "properties"
+        return Flow([relax, props], output=props.output, name=self.name)
+
+
+def _default_relax() -> Maker:
+    from atomate2.ase.jobs import EmtRelaxMaker
+
+    return EmtRelaxMaker()

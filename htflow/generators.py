@@ -1,0 +1,192 @@
+"""Generators: which compositions to compute next.
+
+A generator gets a :class:`ProposalContext` (the space, what is already
+known, every result so far) and returns up to ``n`` new compositions. It must
+be deterministic for a given context and seed, so a resumed campaign proposes
+what an uninterrupted one would have. The surrogate-guided generators of the
+active-learning issue plug in here, through the ``results`` they receive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from htflow.errors import InputError
+from htflow.space import CompositionSpace, composition_key
+from htflow.structures import StructureBuilder
+
+
+@dataclass
+class ProposalContext:
+    """Everything a generator may use to choose the next batch."""
+
+    space: CompositionSpace
+    builder: StructureBuilder
+    known: set[str]
+    round: int
+    seed: int
+    results: list[dict] = field(default_factory=list)
+    objective: Any = None
+    _pool: list[dict[str, float]] | None = None
+
+    @property
+    def pool(self) -> list[dict[str, float]]:
+        """The enumerated grid (grid spaces only), computed once."""
+        if self._pool is None:
+            self._pool = self.space.pool()
+        return self._pool
+
+    def rng(self, salt: int = 0) -> np.random.Generator:
+        """A generator seeded by the campaign seed, the round and ``salt``."""
+        return np.random.default_rng([self.seed, self.round, salt])
+
+
+class Generator(Protocol):
+    """Proposes compositions."""
+
+    def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
+        """Return up to ``n`` compositions whose realised keys are not in ``ctx.known``."""
+
+
+class _Collector:
+    """Accumulates realised, not yet known, distinct compositions."""
+
+    def __init__(self, ctx: ProposalContext, n: int):
+        self.ctx, self.n = ctx, n
+        self.keys: set[str] = set()
+        self.out: list[dict[str, float]] = []
+
+    def add(self, fractions: dict[str, float]) -> bool:
+        counts = self.ctx.builder.realise(fractions)
+        total = sum(counts.values())
+        realised = {el: c / total for el, c in counts.items()}
+        key = composition_key(counts)
+        if key in self.ctx.known or key in self.keys or not self.ctx.space.contains(realised, 1e-9):
+            return False
+        self.keys.add(key)
+        self.out.append(realised)
+        return True
+
+    @property
+    def full(self) -> bool:
+        return len(self.out) >= self.n
+
+
+class GridGenerator:
+    """Every grid point, in the space's fixed order (an exhaustive screen)."""
+
+    def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
+        if not ctx.space.is_grid:
+            raise InputError("search.sampler: grid needs space.mode: grid")
+        c = _Collector(ctx, n)
+        for point in ctx.pool:
+            if c.full:
+                break
+            c.add(point)
+        return c.out
+
+
+class RandomGenerator:
+    """Uniform random choice: from the pool (grid) or the simplex (continuous)."""
+
+    max_tries = 200
+
+    def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
+        c = _Collector(ctx, n)
+        if ctx.space.is_grid:
+            # One permutation per campaign: proposals are its not-yet-known prefix.
+            order = np.random.default_rng([ctx.seed, 0xC0FFEE]).permutation(len(ctx.pool))
+            for i in order:
+                if c.full:
+                    break
+                c.add(ctx.pool[i])
+            return c.out
+        rng = ctx.rng(1)
+        for _ in range(n * self.max_tries):
+            if c.full:
+                break
+            point = ctx.space.sample(rng)
+            if point is not None:
+                c.add(point)
+        return c.out
+
+
+class SobolGenerator:
+    """Scrambled Sobol points on the simplex (space-filling); on a grid, the nearest free point."""
+
+    max_tries = 200
+
+    def _points(self, ctx: ProposalContext, count: int, per_known: int) -> np.ndarray:
+        import warnings
+
+        from scipy.stats import qmc
+
+        d = len(ctx.space.elements) + 1
+        engine = qmc.Sobol(d, scramble=True, seed=np.random.default_rng([ctx.seed, 0x50B0]))
+        # Skip what earlier rounds drew: the sequence continues across rounds and resumes.
+        if ctx.known:
+            engine.fast_forward(per_known * len(ctx.known))
+        with warnings.catch_warnings():  # balance properties need powers of two; not needed here
+            warnings.simplefilter("ignore")
+            return engine.random(count)
+
+    def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
+        c = _Collector(ctx, n)
+        rng = ctx.rng(2)
+        if not ctx.space.is_grid:
+            for u in self._points(ctx, n * self.max_tries, self.max_tries):
+                if c.full:
+                    break
+                point = ctx.space.sample(rng, u)
+                if point is not None:
+                    c.add(point)
+            return c.out
+        from scipy.spatial import cKDTree
+
+        els = ctx.space.elements
+        pool = np.array([[p.get(e, 0.0) for e in els] for p in ctx.pool])
+        tree = cKDTree(pool)
+        k = min(len(pool), 64)
+        for u in self._points(ctx, n * 4, 4):
+            if c.full:
+                break
+            w = -np.log(np.clip(u[:-1], 1e-12, 1.0))
+            _, idx = tree.query(w / w.sum(), k=k)
+            for i in np.atleast_1d(idx):
+                if c.add(ctx.pool[int(i)]):
+                    break
+        if not c.full:  # neighbourhoods exhausted: fill from the rest in pool order
+            for point in ctx.pool:
+                if c.full:
+                    break
+                c.add(point)
+        return c.out
+
+
+GENERATORS: dict[str, Callable[[], Generator]] = {
+    "grid": GridGenerator,
+    "random": RandomGenerator,
+    "sobol": SobolGenerator,
+}
+
+
+def get_generator(name: str) -> Generator:
+    """A generator by name or ``package.module:object`` (a class or an instance)."""
+    if name in GENERATORS:
+        return GENERATORS[name]()
+    if ":" in name:
+        from htflow.calculators import import_object
+
+        obj = import_object(name, "search.sampler")
+        gen = obj() if isinstance(obj, type) else obj
+        if not callable(getattr(gen, "propose", None)):
+            raise InputError(f"search.sampler: {name!r} has no propose(ctx, n) method")
+        return gen
+    raise InputError(
+        f"search.sampler: unknown sampler {name!r}; allowed: {', '.join(GENERATORS)} "
+        "or an import path package.module:object"
+    )

@@ -1,0 +1,1 @@
+"""Stores: where candidates, results, campaigns and jobflow outputs live."""

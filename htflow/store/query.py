@@ -1,0 +1,265 @@
+"""Mongo-style filters for the embedded store.
+
+A filter is first translated, where it can be, into SQL over the store's
+multikey index table (one row per indexed field and scalar value, like a
+MongoDB multikey index). The translation is *exact* when every condition in
+the filter could be expressed in SQL; otherwise it selects a superset and the
+rows are checked again with mongomock's filter engine, so the semantics are
+always MongoDB's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+# Type brackets stored in the index table's ``t`` column. Comparisons only
+# ever happen within one bracket, as in MongoDB.
+T_NUMBER, T_STRING, T_BOOL, T_DATE = 1, 2, 3, 4
+
+_RANGE_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+_SAFE_FIELD = re.compile(r"^[A-Za-z0-9_@\-]+(\.[A-Za-z0-9_@\-]+)*$")
+
+#: Operators accepted anywhere in a filter. Anything else (``$where``,
+#: ``$function``, ``$expr``...) is refused by :func:`check_filter`.
+ALLOWED_OPERATORS = frozenset(
+    {
+        "$and", "$or", "$nor", "$not",
+        "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin",
+        "$exists", "$regex", "$options", "$size", "$all", "$elemMatch", "$type",
+        "$mod",
+    }
+)  # fmt: skip
+
+
+class QueryError(ValueError):
+    """A filter, sort or projection that cannot be run."""
+
+
+def check_filter(criteria: Any, path: str = "filter") -> None:
+    """Refuse filters that are not documents or use operators outside the whitelist."""
+    if not isinstance(criteria, dict):
+        raise QueryError(f"{path} must be a JSON object, got {type(criteria).__name__}")
+    for key, value in criteria.items():
+        if not isinstance(key, str):
+            raise QueryError(f"{path}: keys must be strings, got {key!r}")
+        if key.startswith("$") and key not in ALLOWED_OPERATORS:
+            allowed = ", ".join(sorted(ALLOWED_OPERATORS))
+            raise QueryError(f"{path}: operator {key!r} is not allowed; allowed: {allowed}")
+        if key in ("$and", "$or", "$nor"):
+            if not isinstance(value, list) or not value:
+                raise QueryError(f"{path}.{key} must be a non-empty list of filters")
+            for i, sub in enumerate(value):
+                check_filter(sub, f"{path}.{key}[{i}]")
+        elif isinstance(value, dict):
+            _check_operator_doc(value, f"{path}.{key}")
+
+
+def _check_operator_doc(value: dict, path: str) -> None:
+    for key, sub in value.items():
+        if isinstance(key, str) and key.startswith("$"):
+            if key not in ALLOWED_OPERATORS:
+                allowed = ", ".join(sorted(ALLOWED_OPERATORS))
+                raise QueryError(f"{path}: operator {key!r} is not allowed; allowed: {allowed}")
+            if key in ("$in", "$nin", "$all") and not isinstance(sub, list):
+                raise QueryError(f"{path}.{key} must be a list, got {sub!r}")
+            if key == "$elemMatch" and isinstance(sub, dict):
+                check_filter(sub, f"{path}.{key}")
+            elif key == "$not" and isinstance(sub, dict):
+                _check_operator_doc(sub, f"{path}.{key}")
+        if isinstance(sub, dict):
+            _check_operator_doc(sub, f"{path}.{key}")
+
+
+def check_field(name: str) -> str:
+    """Return ``name`` if it is a plain dotted field path, else raise QueryError."""
+    if not isinstance(name, str) or not _SAFE_FIELD.match(name):
+        raise QueryError(f"invalid field name {name!r}: use letters, digits, '_', '-' and dots")
+    return name
+
+
+def bracket(value: Any) -> tuple[int, Any] | None:
+    """Return the index type bracket and SQL value of a scalar, or None."""
+    if isinstance(value, bool):
+        return T_BOOL, int(value)
+    if isinstance(value, int | float):
+        if value != value:  # NaN is not orderable in SQL
+            return None
+        return T_NUMBER, value
+    if isinstance(value, str):
+        return T_STRING, value
+    if isinstance(value, datetime):
+        return T_DATE, value.isoformat()
+    return None
+
+
+def extract(doc: Any, path: str) -> Iterator[Any]:
+    """Yield the scalar values at a dotted ``path``, expanding arrays like MongoDB."""
+    parts = path.split(".")
+
+    def walk(node: Any, i: int) -> Iterator[Any]:
+        if i == len(parts):
+            if isinstance(node, list):
+                for item in node:
+                    if not isinstance(item, dict | list):
+                        yield item
+            elif not isinstance(node, dict):
+                yield node
+            return
+        part = parts[i]
+        if isinstance(node, dict):
+            if part in node:
+                yield from walk(node[part], i + 1)
+        elif isinstance(node, list):
+            if part.isdigit() and int(part) < len(node):
+                yield from walk(node[int(part)], i + 1)
+            for item in node:
+                if isinstance(item, dict):
+                    yield from walk(item, i)
+
+    yield from walk(doc, 0)
+
+
+def is_multikey_value(doc: Any, path: str) -> bool:
+    """Whether an array lies anywhere along ``path`` in ``doc``."""
+    node = doc
+    for part in path.split("."):
+        if isinstance(node, list):
+            return True
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return isinstance(node, list)
+
+
+@dataclass
+class Translation:
+    """SQL for a filter: a WHERE clause over ``docs.id`` and its parameters."""
+
+    sql: str | None = None
+    params: list[Any] = field(default_factory=list)
+    exact: bool = True
+
+
+def translate(
+    criteria: dict, indexed: set[str], multikey: set[str], table: str = "idx"
+) -> Translation:
+    """Translate a filter into a condition on ``docs.id`` using the index table.
+
+    Parameters
+    ----------
+    criteria
+        A MongoDB filter.
+    indexed
+        Fields that have rows in the index table.
+    multikey
+        Indexed fields that have held an array in at least one document.
+    table
+        The index table's (quoted) name.
+    """
+    clauses: list[str] = []
+    params: list[Any] = []
+    exact = True
+    for key, value in criteria.items():
+        if key == "$and":
+            for sub in value:
+                t = translate(sub, indexed, multikey, table)
+                exact &= t.exact
+                if t.sql:
+                    clauses.append(t.sql)
+                    params.extend(t.params)
+        elif key == "$or":
+            subs = [translate(sub, indexed, multikey, table) for sub in value]
+            if all(s.sql for s in subs):
+                clauses.append("(" + " OR ".join(f"({s.sql})" for s in subs) + ")")
+                for s in subs:
+                    params.extend(s.params)
+                exact &= all(s.exact for s in subs)
+            else:
+                exact = False
+        elif key.startswith("$") or key not in indexed:
+            exact = False
+        else:
+            sql, p, ok = _field_condition(key, value, key in multikey, table)
+            exact &= ok
+            if sql:
+                clauses.append(sql)
+                params.extend(p)
+    return Translation(" AND ".join(clauses) if clauses else None, params, exact)
+
+
+def _in_index(table: str, conditions: str) -> str:
+    return f"id IN (SELECT doc_id FROM {table} WHERE field = ? AND {conditions})"
+
+
+def _field_condition(
+    name: str, value: Any, multikey: bool, table: str
+) -> tuple[str | None, list, bool]:
+    """SQL for one field's condition; returns (sql, params, exact)."""
+    if not isinstance(value, dict) or not any(k.startswith("$") for k in value):
+        b = bracket(value)
+        if b is None:
+            return None, [], False
+        return _in_index(table, "t = ? AND value = ?"), [name, *b], True
+
+    exact = True
+    eq_parts: list[tuple[str, list]] = []
+    range_parts: list[tuple[str, list]] = []
+    range_t: int | None = None
+    for op, arg in value.items():
+        if op == "$eq":
+            b = bracket(arg)
+            if b is None:
+                exact = False
+                continue
+            eq_parts.append(("t = ? AND value = ?", list(b)))
+        elif op == "$all" and isinstance(arg, list) and arg:
+            brs = [bracket(v) for v in arg]
+            if any(b is None for b in brs):
+                exact = False
+                continue
+            eq_parts.extend(("t = ? AND value = ?", list(b)) for b in brs)
+        elif op in _RANGE_SQL:
+            b = bracket(arg)
+            if b is None or b[0] == T_BOOL or (range_t is not None and range_t != b[0]):
+                exact = False
+                continue
+            range_t = b[0]
+            range_parts.append((f"value {_RANGE_SQL[op]} ?", [b[1]]))
+        elif op == "$in":
+            brs = [bracket(v) for v in arg]
+            if not arg or any(b is None for b in brs):
+                exact = False
+                continue
+            groups: dict[int, list] = {}
+            for t, v in brs:  # type: ignore[misc]
+                groups.setdefault(t, []).append(v)
+            ors, p = [], []
+            for t, vs in groups.items():
+                ors.append(f"(t = ? AND value IN ({','.join('?' * len(vs))}))")
+                p.extend([t, *vs])
+            eq_parts.append(("(" + " OR ".join(ors) + ")", p))
+        else:
+            exact = False
+
+    sqls: list[str] = []
+    params: list[Any] = []
+    for cond, p in eq_parts:
+        sqls.append(_in_index(table, cond))
+        params.extend([name, *p])
+    if range_parts:
+        if multikey:
+            # Each bound may be met by a different array element (MongoDB semantics).
+            for cond, p in range_parts:
+                sqls.append(_in_index(table, f"t = ? AND {cond}"))
+                params.extend([name, range_t, *p])
+        else:
+            cond = " AND ".join(c for c, _ in range_parts)
+            sqls.append(_in_index(table, f"t = ? AND {cond}"))
+            params.extend([name, range_t, *[v for _, p in range_parts for v in p]])
+    if not sqls:
+        return None, [], False
+    return " AND ".join(sqls), params, exact
