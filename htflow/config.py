@@ -143,7 +143,7 @@ class CampaignConfig(_Strict):
         from htflow.generators import get_generator
         from htflow.space import SpaceError
         from htflow.store.db import check_store_config
-        from htflow.structures import PROTOTYPE_ATOMS, StructureError, StructureBuilder
+        from htflow.structures import PROTOTYPE_ATOMS, StructureBuilder, StructureError
 
         try:
             space = self.space.build()

@@ -37,7 +37,7 @@ def compute_properties(task: Any, references: dict[str, float] | None = None) ->
         structure = Structure.from_dict(structure)
     energy = float(_get(task, "output", "energy"))
     n = len(structure)
-    counts = {str(el): int(round(amt)) for el, amt in structure.composition.items()}
+    counts = {str(el): round(amt) for el, amt in structure.composition.items()}
     e_pa = energy / n
     out = {
         "energy": energy,

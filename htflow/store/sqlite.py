@@ -347,7 +347,7 @@ class SQLiteStore(Store):
             # A replaced document keeps its id (and so its place), as in MongoDB.
             self._delete_ids(list(old_ids.values()))
             row = conn.execute(f"SELECT COALESCE(MAX(id), 0) FROM {self._table()}").fetchone()
-            next_id = row[0] + 1
+            next_id = max([row[0], *old_ids.values()]) + 1
             doc_rows, idx_rows, key_rows = [], [], []
             for kv, d in by_key.items():
                 doc_id = old_ids.get(kv)

@@ -1,0 +1,194 @@
+"""Bad input: one clear line naming the field and what is allowed, exit 2, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import htflow_env, write_yaml
+
+from htflow.cli import main
+
+
+def _set(cfg: dict, path: str, value) -> dict:
+    cfg = copy.deepcopy(cfg)
+    *parents, last = path.split(".")
+    node = cfg
+    for p in parents:
+        node = node.setdefault(p, {})
+    if value is _DELETE:
+        node.pop(last)
+    else:
+        node[last] = value
+    return cfg
+
+
+_DELETE = object()
+
+# (id, path, value, words the message must contain)
+CASES = [
+    ("unknown-element", "space.elements", ["Cu", "Xx"], ["space.elements[1]", "'Xx'", "not a chemical element"]),
+    ("lowercase-element", "space.elements", ["cu", "Ni"], ["space.elements[0]", "'cu'"]),
+    ("duplicate-element", "space.elements", ["Cu", "Cu"], ["space.elements", "Cu is listed twice"]),
+    ("no-elements", "space.elements", [], ["space.elements", "at least 1"]),
+    ("negative-bound", "space.bounds", {"Cu": [-0.1, 0.5]}, ["space.bounds.Cu", "outside [0, 1]"]),
+    ("crossed-bounds", "space.bounds", {"Cu": [0.8, 0.2]}, ["space.bounds.Cu", "greater than max"]),
+    ("empty-bounds", "space.bounds", {"Cu": [0.6, 1], "Ni": [0.6, 1]}, ["space.bounds", "add up to 1.2 > 1"]),
+    ("bound-foreign-element", "space.bounds", {"Fe": [0, 0.5]}, ["space.bounds", "'Fe'", "not one of"]),
+    ("bound-not-a-pair", "space.bounds", {"Cu": [0.1]}, ["space.bounds.Cu"]),
+    ("step-not-1-over-k", "space.step", 0.3, ["space.step", "0.3", "1/k"]),
+    ("step-unrealisable", "space.step", 0.1, ["space.step", "1.6 atoms", "allowed steps"]),
+    ("step-negative", "space.step", -0.25, ["space.step", "greater than 0"]),
+    ("mode-typo", "space.mode", "grdi", ["space.mode", "'grid' or 'continuous'", "'grdi'"]),
+    ("max-elements-0", "space.max_elements", 0, ["space.max_elements", "greater than or equal to 1"]),
+    ("max-elements-too-many", "space.max_elements", 5, ["space.max_elements", "1 to 3"]),
+    ("grid-too-large", "space", {"elements": ["Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "N", "O"],
+      "step": 0.0625},
+     ["grid has", "compositions", "mode: continuous"]),
+    ("grid-empty", "space", {"elements": ["Cu", "Ni", "Pd"], "step": 0.5, "bounds": {"Cu": [0.3, 0.4]}},
+     ["no grid point"]),
+    ("continuous-bound-no-atom", "space", {"elements": ["Cu", "Ni"], "mode": "continuous",
+     "bounds": {"Cu": [0.01, 0.02]}}, ["space.bounds.Cu", "no whole number of atoms"]),
+    ("continuous-with-step", "space", {"elements": ["Cu", "Ni"], "mode": "continuous", "step": 0.25},
+     ["space.step", "continuous space has no step"]),
+    ("n-atoms-not-multiple", "structure.n_atoms", 30, ["structure.n_atoms", "30", "multiple of the 4"]),
+    ("n-atoms-zero", "structure.n_atoms", 0, ["structure.n_atoms", "greater than or equal to 1"]),
+    ("unknown-prototype", "structure.prototype", "fcc2", ["structure.prototype", "'fcc2'", "fcc, bcc, hcp"]),
+    ("unknown-calculator", "calculator.name", "vasp2", ["calculator.name", "'vasp2'", "allowed: emt"]),
+    ("bad-calculator-path", "calculator.name", "no_such_module:Calc", ["calculator.name", "cannot import"]),
+    ("calculator-not-a-calculator", "calculator.name", "htflow.space:composition_key",
+     ["calculator.name", "expected a jobflow Maker"]),
+    ("element-without-emt-parameters", "space.elements", ["Cu", "Ni", "Fe"], ["calculator 'emt'", "Fe", "supports"]),
+    ("fmax-zero", "calculator.fmax", 0, ["calculator.fmax", "greater than 0"]),
+    ("unknown-objective", "objectives", [{"name": "formation_enrgy"}],
+     ["objectives[0].name", "did you mean 'formation_energy_per_atom'"]),
+    ("bad-goal", "objectives", [{"name": "energy_per_atom", "goal": "minimise"}],
+     ["objectives[0].goal", "'minimize' or 'maximize'"]),
+    ("no-objectives", "objectives", [], ["objectives", "at least 1"]),
+    ("budget-zero", "search.budget", 0, ["search.budget", "greater than or equal to 1", "got 0"]),
+    ("budget-missing", "search.budget", _DELETE, ["search.budget", "required"]),
+    ("budget-not-a-number", "search.budget", "lots", ["search.budget", "valid integer", "'lots'"]),
+    ("batch-negative", "search.batch_size", -1, ["search.batch_size"]),
+    ("unknown-sampler", "search.sampler", "sobel", ["search.sampler", "'sobel'", "grid, random, sobol"]),
+    ("unknown-top-key", "bugdet", 10, ["bugdet", "unknown key", "allowed keys here"]),
+    ("unknown-nested-key", "search.bugdet", 10, ["search.bugdet", "did you mean 'budget'"]),
+    ("bad-name", "name", "my campaign!", ["name", "should match pattern"]),
+    ("unknown-executor", "executor", {"type": "slurm"}, ["executor.type", "'local'"]),
+    ("bad-store-scheme", "store", "mysql://db/x", ["store", "unsupported URI scheme 'mysql'", "mongodb://"]),
+    ("bad-mongodb-uri", "store", "mongodb://user:secret@host:notaport", ["store.uri", "not a valid MongoDB URI"]),
+    ("store-backend-typo", "store", {"backend": "mongo"}, ["store.backend", "'embedded', 'mongodb' or 'memory'"]),
+    ("mongodb-without-uri", "store", {"backend": "mongodb"}, ["store", "needs uri"]),
+]
+
+
+def _run(argv, capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize(("case", "path", "value", "words"), CASES, ids=[c[0] for c in CASES])
+def test_bad_campaign_file(case, path, value, words, small_campaign, tmp_path, capsys):
+    cfg = _set(small_campaign, path, value)
+    file = write_yaml(tmp_path / "bad.yaml", cfg)
+    code, out, err = _run(["run", str(file)], capsys)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "bad.yaml" in lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    assert "Traceback" not in err + out
+    assert "secret" not in err  # credentials never echoed
+    assert not (tmp_path / "htflow-data").exists(), "nothing may be written"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("name: x\nspace: [\n", ["malformed YAML", "line"]),
+        ("", ["must be a YAML mapping", "empty"]),
+        ("- a\n- b\n", ["must be a YAML mapping", "list"]),
+        ("name: x\n\tspace: {}\n", ["malformed YAML"]),
+    ],
+)
+def test_malformed_yaml(text, words, tmp_path, capsys):
+    file = tmp_path / "bad.yaml"
+    file.write_text(text)
+    code, _, err = _run(["run", str(file)], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    for w in words:
+        assert w in err
+    assert not (tmp_path / "htflow-data").exists()
+
+
+def test_missing_file_and_folder(tmp_path, capsys):
+    code, _, err = _run(["run", "nope.yaml"], capsys)
+    assert code == 2 and "no such campaign file" in err
+    code, _, err = _run(["run", str(tmp_path)], capsys)
+    assert code == 2 and "is a folder" in err
+
+
+def test_store_path_is_a_file(small_campaign, tmp_path, capsys):
+    (tmp_path / "data").write_text("not a folder")
+    file = write_yaml(tmp_path / "c.yaml", {**small_campaign, "store": "data"})
+    code, _, err = _run(["run", str(file)], capsys)
+    assert code == 2 and "store.path" in err and "not a folder" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["query", "--filter", "{bad json"], ["--filter", "not valid JSON"]),
+        (["query", "--filter", '{"$where": "sleep(1)"}'], ["'$where' is not allowed"]),
+        (["query", "--filter", '{"x": {"$function": {}}}'], ["'$function' is not allowed"]),
+        (["query", "--filter", "[1, 2]"], ["must be a JSON object"]),
+        (["query", "--fields", "a;drop table"], ["invalid field name"]),
+        (["query", "--sort", "x'--"], ["invalid field name"]),
+        (["query", "--collection", "secrets"], ["unknown collection", "allowed"]),
+        (["status", "nope"], ["no campaign named 'nope'"]),
+        (["export", "nope"], ["no campaign named 'nope'"]),
+        (["query", "--store", "mysql://x"], ["unsupported URI scheme"]),
+    ],
+)
+def test_bad_cli_arguments(argv, words, tmp_path, capsys):
+    from htflow.config import StoreConfig
+    from htflow.store.db import CampaignDB
+
+    with CampaignDB(StoreConfig()):  # an existing, empty store
+        pass
+    code, _out, err = _run(argv, capsys)
+    assert code == 2, err
+    for w in words:
+        assert w in err
+    assert "Traceback" not in err
+
+
+def test_query_without_store_says_so(capsys):
+    code, _, err = _run(["query"], capsys)
+    assert code == 2 and "no htflow store" in err
+    assert not Path("htflow-data").exists()
+
+
+def test_usage_errors_exit_2(capsys):
+    code, _, _ = _run(["query", "--limit", "-1"], capsys)
+    assert code == 2
+    code, _, _ = _run(["frobnicate"], capsys)
+    assert code == 2
+
+
+def test_real_process_prints_no_traceback(small_campaign, tmp_path):
+    file = write_yaml(tmp_path / "bad.yaml", _set(small_campaign, "search.budget", 0))
+    proc = subprocess.run(
+        [sys.executable, "-m", "htflow.cli", "run", str(file)],
+        capture_output=True, text=True, env=htflow_env(), timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: ")
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "htflow-data").exists()

@@ -1,0 +1,89 @@
+"""The command line on a real (small) campaign, and the bundled campaign files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from conftest import ROOT, write_yaml
+
+from htflow.cli import main
+from htflow.config import load_config
+
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.name for p in WORKFLOWS])
+def test_bundled_campaign_files_are_valid(path):
+    cfg = load_config(path)
+    assert cfg.search.budget >= 1
+    space = cfg.space.build()
+    if space.is_grid:
+        assert cfg.search.budget <= space.grid_size()
+
+
+def test_demo_is_small_enough_for_a_laptop():
+    cfg = load_config(ROOT / "workflows" / "demo.yaml")
+    assert cfg.store.backend == "embedded" and cfg.executor.type == "local"
+    assert cfg.search.budget <= 64 and cfg.structure.n_atoms <= 32
+
+
+def _main(argv, capsys) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.slow
+def test_run_status_query_export(small_campaign, tmp_path, capsys):
+    file = write_yaml(tmp_path / "c.yaml", small_campaign)
+    code, out, err = _main(["run", str(file), "--quiet"], capsys)
+    assert code == 0, err
+    assert "best" in out and "stopped: budget spent" in out
+
+    code, out, _ = _main(["run", str(file), "--quiet"], capsys)
+    assert code == 0 and "is complete" in out and "0 computed now" in out
+
+    code, out, _ = _main(["status", "small"], capsys)
+    assert code == 0 and "small: complete" in out and "6/6 of budget" in out
+
+    code, out, _ = _main(["query", "--format", "json", "--limit", "0", "--sort", "formation_energy_per_atom"],
+                         capsys)  # fmt: skip
+    rows = json.loads(out)
+    assert len(rows) == 6
+    values = [r["formation_energy_per_atom"] for r in rows]
+    assert values == sorted(values)
+
+    code, out, _ = _main(["query", "-f", '{"elements": "Pd", "nelements": {"$gte": 2}}',
+                          "--fields", "key,elements", "--format", "json", "--limit", "0"], capsys)  # fmt: skip
+    sub = sorted(json.loads(out), key=lambda r: r["key"])
+    want = sorted(
+        ({"key": r["key"], "elements": r["elements"]} for r in rows
+         if "Pd" in r["elements"] and len(r["elements"]) >= 2),
+        key=lambda r: r["key"],
+    )  # fmt: skip
+    assert sub == want and want
+
+    code, _, err = _main(["export", "small", "--format", "csv", "-o", str(tmp_path / "out.csv")], capsys)
+    assert code == 0 and "wrote 6 results" in err
+    table = list(csv.DictReader(io.StringIO((tmp_path / "out.csv").read_text())))
+    by_key = {r["key"]: r for r in rows}
+    assert len(table) == 6
+    for row in table:
+        assert float(row["formation_energy_per_atom"]) == by_key[row["key"]]["formation_energy_per_atom"]
+
+    code, out, _ = _main(["export", "small"], capsys)
+    full = json.loads(out)
+    assert len(full) == 6 and all("structure" in r for r in full)
+
+
+def test_help_on_every_command(capsys):
+    for cmd in ([], ["run"], ["status"], ["query"], ["export"], ["validate"]):
+        code, out, _ = _main([*cmd, "--help"], capsys)
+        assert code == 0 and "Usage" in out

@@ -1,0 +1,72 @@
+"""Crash safety: SIGKILL a running campaign mid-round, run it again, lose and repeat nothing."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+from conftest import htflow_env, write_yaml
+
+pytestmark = pytest.mark.slow
+
+
+def _results(db) -> dict[str, dict]:
+    if not db.exists():
+        return {}
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = con.execute("SELECT doc FROM results").fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return {}
+    finally:
+        con.close()
+    docs = [orjson.loads(r[0]) for r in rows]
+    return {d["key"]: d for d in docs}
+
+
+def _statuses(db) -> list[str]:
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        return [orjson.loads(r[0])["status"] for r in con.execute("SELECT doc FROM candidates")]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("kill_after", [1, 5])
+def test_sigkill_mid_round_then_resume(kill_after, small_campaign, tmp_path):
+    cfg = dict(small_campaign)
+    cfg["search"] = {"sampler": "sobol", "batch_size": 4, "budget": 9, "seed": 1}
+    file = write_yaml(tmp_path / "c.yaml", cfg)
+    db = tmp_path / "htflow-data" / "htflow.sqlite"
+    cmd = [sys.executable, "-m", "htflow.cli", "run", str(file), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=htflow_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    deadline = time.time() + 300
+    while len(_results(db)) < kill_after:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline, "campaign made no progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _results(db)
+    assert 0 < len(before) < 9
+    assert any(s in ("proposed", "running") for s in _statuses(db)), "killed mid-round"
+
+    done = subprocess.run(cmd, cwd=tmp_path, env=htflow_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    after = _results(db)
+    assert len(after) == 9
+    for key, doc in before.items():  # finished work kept, not recomputed
+        assert after[key]["created_at"] == doc["created_at"]
+        assert after[key]["energy_per_atom"] == doc["energy_per_atom"]
+    con = sqlite3.connect(db)
+    n_rows = con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    n_keys = con.execute("SELECT COUNT(DISTINCT json_extract(doc, '$.key')) FROM results").fetchone()[0]
+    con.close()
+    assert n_rows == n_keys == 9  # exactly one result document per composition
+    assert set(_statuses(db)) == {"done"}
