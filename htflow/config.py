@@ -263,7 +263,17 @@ def format_validation_error(exc: ValidationError, source: str, model=None) -> st
     """One line per problem: ``source: field.path: what is wrong (got value); allowed...``."""
     model = model or CampaignConfig
     lines = []
-    for err in exc.errors():
+    errors = exc.errors()
+    # A misspelt key also makes the real one "missing": report the typo only.
+    typos = set()
+    for err in errors:
+        if err["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(str(err["loc"][-1]), _allowed_keys(model, err["loc"]), n=1)
+            if close:
+                typos.add((*err["loc"][:-1], close[0]))
+    for err in errors:
+        if err["type"] == "missing" and tuple(err["loc"]) in typos:
+            continue
         loc = err["loc"]
         path = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
         if err["type"] == "extra_forbidden":

@@ -139,9 +139,18 @@ def is_multikey_value(doc: Any, path: str) -> bool:
 class Translation:
     """SQL for a filter: a WHERE clause over ``docs.id`` and its parameters."""
 
-    sql: str | None = None
-    params: list[Any] = field(default_factory=list)
+    parts: list[tuple[str, list]] = field(default_factory=list)
     exact: bool = True
+
+    @property
+    def sql(self) -> str | None:
+        """The WHERE condition (all parts AND-ed), or None."""
+        return " AND ".join(p for p, _ in self.parts) if self.parts else None
+
+    @property
+    def params(self) -> list[Any]:
+        """Parameters of :attr:`sql`, in order."""
+        return [v for _, ps in self.parts for v in ps]
 
 
 def translate(
@@ -160,35 +169,29 @@ def translate(
     table
         The index table's (quoted) name.
     """
-    clauses: list[str] = []
-    params: list[Any] = []
+    parts: list[tuple[str, list]] = []
     exact = True
     for key, value in criteria.items():
         if key == "$and":
             for sub in value:
                 t = translate(sub, indexed, multikey, table)
                 exact &= t.exact
-                if t.sql:
-                    clauses.append(t.sql)
-                    params.extend(t.params)
+                parts.extend(t.parts)
         elif key == "$or":
             subs = [translate(sub, indexed, multikey, table) for sub in value]
             if all(s.sql for s in subs):
-                clauses.append("(" + " OR ".join(f"({s.sql})" for s in subs) + ")")
-                for s in subs:
-                    params.extend(s.params)
+                sql = "(" + " OR ".join(f"({s.sql})" for s in subs) + ")"
+                parts.append((sql, [v for s in subs for v in s.params]))
                 exact &= all(s.exact for s in subs)
             else:
                 exact = False
         elif key.startswith("$") or key not in indexed:
             exact = False
         else:
-            sql, p, ok = _field_condition(key, value, key in multikey, table)
-            exact &= ok
-            if sql:
-                clauses.append(sql)
-                params.extend(p)
-    return Translation(" AND ".join(clauses) if clauses else None, params, exact)
+            fparts, ok = _field_condition(key, value, key in multikey, table)
+            exact &= ok and bool(fparts)
+            parts.extend(fparts)
+    return Translation(parts, exact)
 
 
 def _in_index(table: str, conditions: str) -> str:
@@ -197,13 +200,13 @@ def _in_index(table: str, conditions: str) -> str:
 
 def _field_condition(
     name: str, value: Any, multikey: bool, table: str
-) -> tuple[str | None, list, bool]:
+) -> tuple[list[tuple[str, list]], bool]:
     """SQL for one field's condition; returns (sql, params, exact)."""
     if not isinstance(value, dict) or not any(k.startswith("$") for k in value):
         b = bracket(value)
         if b is None:
-            return None, [], False
-        return _in_index(table, "t = ? AND value = ?"), [name, *b], True
+            return [], False
+        return [(_in_index(table, "t = ? AND value = ?"), [name, *b])], True
 
     exact = True
     eq_parts: list[tuple[str, list]] = []
@@ -245,21 +248,15 @@ def _field_condition(
         else:
             exact = False
 
-    sqls: list[str] = []
-    params: list[Any] = []
-    for cond, p in eq_parts:
-        sqls.append(_in_index(table, cond))
-        params.extend([name, *p])
+    parts: list[tuple[str, list]] = [(_in_index(table, cond), [name, *p]) for cond, p in eq_parts]
     if range_parts:
         if multikey:
             # Each bound may be met by a different array element (MongoDB semantics).
             for cond, p in range_parts:
-                sqls.append(_in_index(table, f"t = ? AND {cond}"))
-                params.extend([name, range_t, *p])
+                parts.append((_in_index(table, f"t = ? AND {cond}"), [name, range_t, *p]))
         else:
             cond = " AND ".join(c for c, _ in range_parts)
-            sqls.append(_in_index(table, f"t = ? AND {cond}"))
-            params.extend([name, range_t, *[v for _, p in range_parts for v in p]])
-    if not sqls:
-        return None, [], False
-    return " AND ".join(sqls), params, exact
+            parts.append(
+                (_in_index(table, f"t = ? AND {cond}"), [name, range_t, *[v for _, p in range_parts for v in p]])
+            )
+    return parts, exact and bool(parts)

@@ -403,8 +403,8 @@ class SQLiteStore(Store):
         idx = self._table("__idx")
         tr = translate(criteria, self._indexed, self._multikey, idx)
         check = bool(criteria) and not tr.exact
-        params = list(tr.params)
-        where = f" WHERE {tr.sql}" if tr.sql else ""
+        where_sql, params = self._order_parts(tr.parts, idx)
+        where = f" WHERE {where_sql}" if where_sql else ""
         order, sort_done = "id", False
         items = [
             (check_field(k), v.value if isinstance(v, Sort) else int(v))
@@ -441,6 +441,41 @@ class SQLiteStore(Store):
             params += [limit if limit else -1, skip]
         return sql, params, check, pushed, in_sql
 
+    def _order_parts(self, parts: list[tuple[str, list]], idx: str) -> tuple[str | None, list]:
+        """AND the index conditions, driving from the most selective one.
+
+        SQLite would materialise every ``id IN (subquery)``; with several
+        conditions, the smallest is kept as the driver and the others become
+        per-row ``EXISTS`` probes of the (doc_id, field) index.
+        """
+        if not parts:
+            return None, []
+        if len(parts) == 1:
+            return parts[0][0], list(parts[0][1])
+        prefix = f"id IN (SELECT doc_id FROM {idx} WHERE "
+        probe = (
+            f'EXISTS (SELECT 1 FROM {idx} INDEXED BY "{self.collection_name}__idx_doc" '
+            "WHERE doc_id = docs.id AND "
+        )
+        simple = [i for i, (sql, _) in enumerate(parts) if sql.startswith(prefix) and sql.count(prefix) == 1]
+        if not simple:
+            return " AND ".join(p for p, _ in parts), [v for _, ps in parts for v in ps]
+        conn = self._collection._conn
+
+        def estimate(i: int) -> int:
+            sql, ps = parts[i]
+            inner = sql[len(prefix) : -1]
+            capped = f"SELECT COUNT(*) FROM (SELECT 1 FROM {idx} WHERE {inner} LIMIT 20000)"
+            return conn.execute(capped, ps).fetchone()[0]
+
+        driver = min(simple, key=estimate)
+        ordered = [parts[driver]] + [
+            (sql.replace(prefix, probe, 1) if i in simple else sql, ps)
+            for i, (sql, ps) in enumerate(parts)
+            if i != driver
+        ]
+        return " AND ".join(p for p, _ in ordered), [v for _, ps in ordered for v in ps]
+
     def _select(self, criteria: dict | None) -> Iterator[tuple[int, dict]]:
         """Yield (id, doc) for matching documents in insertion order."""
         sql, params, check, _, _ = self._plan(criteria)
@@ -454,12 +489,14 @@ class SQLiteStore(Store):
         """Number of documents matching a filter."""
         criteria = criteria or {}
         self._load_meta()
-        tr = translate(criteria, self._indexed, self._multikey, self._table("__idx"))
+        idx = self._table("__idx")
+        tr = translate(criteria, self._indexed, self._multikey, idx)
         if tr.exact:
-            sql = f"SELECT COUNT(*) FROM {self._table()}"
-            if tr.sql:
-                sql += f" WHERE {tr.sql}"
-            return self._collection._conn.execute(sql, tr.params).fetchone()[0]
+            where, params = self._order_parts(tr.parts, idx)
+            sql = f"SELECT COUNT(*) FROM {self._table()} AS docs"
+            if where:
+                sql += f" WHERE {where}"
+            return self._collection._conn.execute(sql, params).fetchone()[0]
         return sum(1 for _ in self._select(criteria))
 
     def query(
