@@ -26,8 +26,8 @@ test: $(STAMP)  ## run the test suite
 lint: $(STAMP)
 	$(BIN)/ruff check htflow tests benchmarks
 
-bench: $(STAMP)  ## store benchmark; figures go to docs/store-benchmark.md
-	$(BIN)/python benchmarks/store_benchmark.py --out docs/store-benchmark.md
+bench: $(STAMP)  ## store benchmark; table goes to docs/store-benchmark-latest.md
+	$(BIN)/python benchmarks/store_benchmark.py --out docs/store-benchmark-latest.md
 
 clean:
 	rm -rf $(VENV) htflow-data .pytest_cache

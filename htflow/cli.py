@@ -190,7 +190,22 @@ def run(
     if rows:
         console.print(best_table(rows, cfg.objective.name, f"best {len(rows)} by {cfg.objective.name} "
                                  f"({cfg.objective.goal})"))
+    plot = _plot(camp)
+    if plot:
+        console.print(f"plot: {plot}")
     console.print(f"results in {camp.db.location}; try: htflow status {cfg.name}")
+
+
+def _plot(camp) -> Path | None:
+    """The convergence plot beside an embedded store (or in the working folder)."""
+    from htflow.report import convergence_plot
+
+    cfg = camp.config
+    folder = Path(cfg.store.path) if cfg.store.backend == "embedded" else Path(".")
+    return convergence_plot(
+        camp.results(), cfg.objective.name, cfg.objective.goal,
+        folder / "plots" / f"{cfg.name}-convergence.png", f"{cfg.name}: best so far",
+    )  # fmt: skip
 
 
 @app.command()

@@ -46,6 +46,8 @@ def test_run_status_query_export(small_campaign, tmp_path, capsys):
     code, out, err = _main(["run", str(file), "--quiet"], capsys)
     assert code == 0, err
     assert "best" in out and "stopped: budget spent" in out
+    png = tmp_path / "htflow-data" / "plots" / "small-convergence.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     code, out, _ = _main(["run", str(file), "--quiet"], capsys)
     assert code == 0 and "is complete" in out and "0 computed now" in out
