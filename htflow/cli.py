@@ -407,8 +407,17 @@ def main(argv: list[str] | None = None) -> None:
     from htflow.campaign import CampaignError
     from htflow.errors import InputError
 
+    interrupted = (
+        "\ninterrupted: finished results are saved; run the same command to continue"
+    )
     try:
-        app(args=argv, standalone_mode=False)
+        # Not standalone: our errors propagate here. Typer then turns Ctrl-C and
+        # typer.Exit into a returned exit code instead of raising.
+        rv = app(args=argv, standalone_mode=False)
+        if rv == 130:
+            print(interrupted, file=sys.stderr)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
     except InputError as exc:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
@@ -417,10 +426,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print(
-            "\ninterrupted: finished results are saved; run the same command to continue",
-            file=sys.stderr,
-        )
+        print(interrupted, file=sys.stderr)
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

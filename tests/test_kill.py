@@ -70,3 +70,22 @@ def test_sigkill_mid_round_then_resume(kill_after, small_campaign, tmp_path):
     con.close()
     assert n_rows == n_keys == 9  # exactly one result document per composition
     assert set(_statuses(db)) == {"done"}
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_continue(small_campaign, tmp_path):
+    file = write_yaml(tmp_path / "c.yaml", {**small_campaign, "search": {"budget": 9, "batch_size": 3}})
+    db = tmp_path / "htflow-data" / "htflow.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "htflow.cli", "run", str(file), "--quiet"], cwd=tmp_path, env=htflow_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+    )  # fmt: skip
+    deadline = time.time() + 300
+    while len(_results(db)) < 1:
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in err and "run the same command to continue" in err
+    assert "Traceback" not in err
