@@ -256,7 +256,6 @@ def _field_condition(
                 parts.append((_in_index(table, f"t = ? AND {cond}"), [name, range_t, *p]))
         else:
             cond = " AND ".join(c for c, _ in range_parts)
-            parts.append(
-                (_in_index(table, f"t = ? AND {cond}"), [name, range_t, *[v for _, p in range_parts for v in p]])
-            )
+            values = [v for _, p in range_parts for v in p]
+            parts.append((_in_index(table, f"t = ? AND {cond}"), [name, range_t, *values]))
     return parts, exact and bool(parts)
