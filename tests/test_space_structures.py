@@ -92,3 +92,12 @@ def test_template_structure_file(tmp_path):
     Structure(Lattice.cubic(3.0), ["Fe", "Fe"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(filename=str(tmp_path / "t.cif"))
     s = StructureBuilder(str(tmp_path / "t.cif"), 16).build({"Cu": 0.5, "Ni": 0.5})
     assert len(s) == 16 and s.composition.get_el_amt_dict() == {"Cu": 8, "Ni": 8}
+
+
+def test_public_api_names_resolve():
+    import htflow
+
+    for name in htflow.__all__:
+        assert getattr(htflow, name) is not None
+    with pytest.raises(AttributeError):
+        htflow.no_such_name  # noqa: B018
