@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -94,6 +93,7 @@ class Campaign:
         self.name = config.name
         self.objective = config.objective
         self._sign = 1.0 if self.objective.goal == "minimize" else -1.0
+        self._pool: list[dict[str, float]] | None = None
 
     # -- store helpers ---------------------------------------------------------
     def _doc(self) -> dict | None:
@@ -132,7 +132,7 @@ class Campaign:
         return doc
 
     # -- references ----------------------------------------------------------
-    def _references(self, doc: dict, progress: Callable | None) -> dict[str, float]:
+    def _references(self, doc: dict) -> dict[str, float]:
         refs = doc.setdefault("references", {})
         todo = [el for el in self.space.elements if el not in refs]
         if todo:
@@ -154,8 +154,6 @@ class Campaign:
                     "seconds": outcome.seconds,
                 }
                 self._save_doc(doc)
-                if progress:
-                    progress(outcome)
         return {el: refs[el]["energy_per_atom"] for el in self.space.elements}
 
     # -- candidates and results --------------------------------------------------
@@ -163,13 +161,18 @@ class Campaign:
         """Keys of every candidate this campaign has proposed."""
         return {d["key"] for d in self.db.candidates.query({"campaign": self.name}, ["key"])}
 
-    def results(self, status: str | None = None) -> list[dict]:
-        """This campaign's result documents."""
+    def results(self, status: str | None = None, properties: list[str] | None = None) -> list[dict]:
+        """This campaign's result documents (only ``properties``, if given)."""
         crit: dict[str, Any] = {"campaign": self.name}
         if status:
             crit["status"] = status
         with self.db:
-            return list(self.db.results.query(crit))
+            return list(self.db.results.query(crit, properties))
+
+    def summaries(self) -> list[dict]:
+        """Results without structures: what generators and plots need."""
+        fields = ["key", "round", "status", "composition", "counts", "created_at"]
+        return self.results(properties=fields + [o.name for o in self.config.objectives])
 
     def _pending(self) -> list[dict]:
         """Candidates proposed or running without a result; reconciles finished ones."""
@@ -217,7 +220,8 @@ class Campaign:
             doc["timings"]["relax_s"] = out.pop("relax_seconds", None)
             doc.update(out)
         else:
-            doc["input_structure"] = self.builder.build(cand["composition"]).as_dict()
+            structure = outcome.meta.get("structure") or self.builder.build(cand["composition"])
+            doc["input_structure"] = structure.as_dict()
         return doc
 
     def _value(self, doc: dict) -> float | None:
@@ -241,7 +245,7 @@ class Campaign:
         search = self.config.search
         with self.db:
             doc = self._open()
-            refs = self._references(doc, None)
+            refs = self._references(doc)
             doc["state"] = "running"
             self._save_doc(doc)
             stop_reason = None
@@ -283,10 +287,12 @@ class Campaign:
             known=known,
             round=rnd,
             seed=self.config.search.seed,
-            results=self.results(),
+            results=self.summaries(),
             objective=self.objective,
+            _pool=self._pool,
         )
         proposals = self.generator.propose(ctx, n)[:n]
+        self._pool = ctx._pool  # enumerate the grid once per campaign, not per round
         cands = []
         for fractions in proposals:
             counts = self.builder.realise(fractions)
@@ -320,7 +326,7 @@ class Campaign:
                                         None, ref["seconds"]))
                 continue
             structure = self.builder.build(cand["composition"])
-            tasks.append(EvalTask(cand["key"], self.maker.make(structure, refs)))
+            tasks.append(EvalTask(cand["key"], self.maker.make(structure, refs), {"structure": structure}))
             cand["status"] = "running"
         running = [c for c in batch if c["status"] == "running"]
         if running:

@@ -203,7 +203,7 @@ def _plot(camp) -> Path | None:
     cfg = camp.config
     folder = Path(cfg.store.path) if cfg.store.backend == "embedded" else Path(".")
     return convergence_plot(
-        camp.results(), cfg.objective.name, cfg.objective.goal,
+        camp.summaries(), cfg.objective.name, cfg.objective.goal,
         folder / "plots" / f"{cfg.name}-convergence.png", f"{cfg.name}: best so far",
     )  # fmt: skip
 
@@ -308,7 +308,9 @@ def _emit(rows: list[dict], fields: list[str] | None, fmt: Fmt, out) -> None:
         out.write(dumps(rows).decode() + "\n")
         return
     cols = fields or _default_columns(rows)
-    flat = [{c: _lookup(r, c) for c in cols} for r in rows]
+    from pydash import get
+
+    flat = [{c: get(r, c) for c in cols} for r in rows]
     if fmt == Fmt.csv:
         w = csv.writer(out)
         w.writerow(cols)
@@ -323,13 +325,6 @@ def _emit(rows: list[dict], fields: list[str] | None, fmt: Fmt, out) -> None:
     for r in flat:
         table.add_row(*(_fmt(r[c]) for c in cols))
     _console().print(table)
-
-
-def _lookup(doc: dict, path: str) -> Any:
-    node: Any = doc
-    for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return node
 
 
 def _default_columns(rows: list[dict]) -> list[str]:

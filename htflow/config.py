@@ -51,6 +51,7 @@ class SpaceConfig(_Strict):
             bounds={k: tuple(v) for k, v in self.bounds.items()},
             step=self.step if self.mode == "grid" else None,
             max_elements=self.max_elements,
+            max_pool=self.max_pool,
         )
 
 
@@ -176,20 +177,9 @@ class CampaignConfig(_Strict):
                     f"{st.n_atoms}: {', '.join(fine)} (or change structure.n_atoms)"
                 )
             try:
-                size = space.grid_size()
+                space.check_grid()
             except SpaceError as exc:
                 raise InputError(str(exc)) from None
-            if size == 0:
-                raise InputError(
-                    f"space: no grid point with step {space.step:g} fits the bounds and "
-                    f"max_elements {space.max_elements}; widen the bounds or use a finer step"
-                )
-            if size > self.space.max_pool:
-                raise InputError(
-                    f"space: the grid has {size:,} compositions, more than space.max_pool "
-                    f"({self.space.max_pool:,}) can enumerate; use a coarser step, fewer "
-                    "elements or max_elements, or mode: continuous"
-                )
         else:
             for el, (lo, hi) in space.limits.items():
                 lo_n, hi_n = lo * st.n_atoms, hi * st.n_atoms

@@ -12,15 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobflow import Flow, Maker, job
+from pydash import get
 from pymatgen.core import Structure
-
-
-def _get(obj: Any, *path: str) -> Any:
-    for part in path:
-        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
 
 
 def formation_energy(energy_per_atom: float, counts: dict[str, int], references: dict[str, float]) -> float:
@@ -32,10 +25,10 @@ def formation_energy(energy_per_atom: float, counts: dict[str, int], references:
 @job
 def compute_properties(task: Any, references: dict[str, float] | None = None) -> dict:
     """Properties of a relaxed structure from an atomate2 (ASE) task document."""
-    structure = _get(task, "output", "mol_or_struct") or _get(task, "structure")
+    structure = get(task, "output.mol_or_struct") or get(task, "structure")
     if isinstance(structure, dict):
         structure = Structure.from_dict(structure)
-    energy = float(_get(task, "output", "energy"))
+    energy = float(get(task, "output.energy"))
     n = len(structure)
     counts = {str(el): round(amt) for el, amt in structure.composition.items()}
     e_pa = energy / n
@@ -46,9 +39,9 @@ def compute_properties(task: Any, references: dict[str, float] | None = None) ->
         "volume_per_atom": structure.volume / n,
         "density": float(structure.density),
         "structure": structure.as_dict(),
-        "n_steps": _get(task, "output", "n_steps"),
-        "relax_seconds": _get(task, "output", "elapsed_time"),
-        "converged": _get(task, "is_force_converged"),
+        "n_steps": get(task, "output.n_steps"),
+        "relax_seconds": get(task, "output.elapsed_time"),
+        "converged": get(task, "is_force_converged"),
     }
     return out
 

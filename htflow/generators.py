@@ -29,6 +29,7 @@ class ProposalContext:
     known: set[str]
     round: int
     seed: int
+    #: every result so far, without structures (key, round, status, composition, counts, objectives)
     results: list[dict] = field(default_factory=list)
     objective: Any = None
     _pool: list[dict[str, float]] | None = None
@@ -134,6 +135,17 @@ class SobolGenerator:
             warnings.simplefilter("ignore")
             return engine.random(count)
 
+    def _tree(self, ctx: ProposalContext):
+        """A k-d tree over the pool's fractions, built once per pool."""
+        from scipy.spatial import cKDTree
+
+        cached = getattr(self, "_cached_tree", None)
+        if cached is None or cached[0] is not ctx.pool:
+            els = ctx.space.elements
+            tree = cKDTree(np.array([[p.get(e, 0.0) for e in els] for p in ctx.pool]))
+            self._cached_tree = (ctx.pool, tree)
+        return self._cached_tree[1]
+
     def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
         c = _Collector(ctx, n)
         rng = ctx.rng(2)
@@ -145,12 +157,8 @@ class SobolGenerator:
                 if point is not None:
                     c.add(point)
             return c.out
-        from scipy.spatial import cKDTree
-
-        els = ctx.space.elements
-        pool = np.array([[p.get(e, 0.0) for e in els] for p in ctx.pool])
-        tree = cKDTree(pool)
-        k = min(len(pool), 64)
+        tree = self._tree(ctx)
+        k = min(len(ctx.pool), 64)
         for u in self._points(ctx, n * 4, 4):
             if c.full:
                 break

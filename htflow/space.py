@@ -63,12 +63,15 @@ class CompositionSpace:
         Grid step in fraction (``1/k``); ``None`` means continuous.
     max_elements
         Largest number of elements present in one composition.
+    max_pool
+        Largest grid that may be enumerated.
     """
 
     elements: tuple[str, ...]
     bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     step: float | None = 0.25
     max_elements: int | None = None
+    max_pool: int = MAX_POOL
 
     def __post_init__(self) -> None:
         if not self.elements:
@@ -209,20 +212,25 @@ class CompositionSpace:
 
         yield from rec(0, u, 0)
 
-    def pool(self, max_pool: int = MAX_POOL) -> list[dict[str, float]]:
-        """Enumerate the grid, refusing (with its size) one too large to enumerate."""
+    def check_grid(self) -> int:
+        """The grid's size; refuses an empty grid or one too large to enumerate."""
         size = self.grid_size()
         if size == 0:
             raise SpaceError(
-                f"space: no grid point with step {self.step} satisfies the bounds and "
+                f"space: no grid point with step {self.step:g} fits the bounds and "
                 f"max_elements {self.max_elements}; widen the bounds or use a finer step"
             )
-        if size > max_pool:
+        if size > self.max_pool:
             raise SpaceError(
-                f"space: the grid has {size:,} compositions, more than the {max_pool:,} that "
-                "can be enumerated; use a coarser step, fewer elements or max_elements, "
-                "or mode: continuous"
+                f"space: the grid has {size:,} compositions, more than space.max_pool "
+                f"({self.max_pool:,}) allows to enumerate; use a coarser step, fewer elements "
+                "or max_elements, or mode: continuous"
             )
+        return size
+
+    def pool(self) -> list[dict[str, float]]:
+        """Enumerate the grid (after :meth:`check_grid`)."""
+        self.check_grid()
         return list(self.iter_grid())
 
     # -- continuous sampling ---------------------------------------------------

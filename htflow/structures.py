@@ -8,6 +8,7 @@ composition key, so the same composition always gives the same structure.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -82,6 +83,23 @@ def seed_from_key(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
 
 
+@functools.lru_cache(maxsize=8)
+def _read_template(prototype: str) -> Structure:
+    """Read a template structure file (cached: campaigns build thousands of cells from it)."""
+    path = Path(prototype)
+    if not path.is_file():
+        raise StructureError(
+            f"structure.prototype: {prototype!r} is neither one of "
+            f"{', '.join(PROTOTYPE_ATOMS)} nor an existing structure file"
+        )
+    try:
+        return Structure.from_file(path)
+    except Exception as exc:  # pymatgen raises many types for bad files
+        raise StructureError(
+            f"structure.prototype: cannot read {prototype!r} as a structure ({exc})"
+        ) from exc
+
+
 @dataclass(frozen=True)
 class StructureBuilder:
     """Build decorated supercells of a prototype.
@@ -108,19 +126,9 @@ class StructureBuilder:
         return self.prototype not in PROTOTYPE_ATOMS
 
     def template(self) -> Structure:
-        """The template structure (prototype file), loaded once per call."""
-        path = Path(self.prototype)
-        if not path.is_file():
-            raise StructureError(
-                f"structure.prototype: {self.prototype!r} is neither one of "
-                f"{', '.join(PROTOTYPE_ATOMS)} nor an existing structure file"
-            )
-        try:
-            return Structure.from_file(path)
-        except Exception as exc:  # pymatgen raises many types for bad files
-            raise StructureError(
-                f"structure.prototype: cannot read {self.prototype!r} as a structure ({exc})"
-            ) from exc
+        """A copy of the template structure (the file is read once per process)."""
+        return _read_template(self.prototype).copy()
+
 
     def _base(self, volume_per_atom: float) -> Structure:
         if self.is_template:

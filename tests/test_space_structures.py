@@ -101,3 +101,13 @@ def test_public_api_names_resolve():
         assert getattr(htflow, name) is not None
     with pytest.raises(AttributeError):
         htflow.no_such_name  # noqa: B018
+
+
+def test_max_pool_from_the_campaign_file_governs_enumeration():
+    from htflow.config import SpaceConfig
+
+    small = SpaceConfig(elements=["Cu", "Ni", "Pd"], step=0.25, max_pool=10).build()
+    with pytest.raises(SpaceError, match=r"15 compositions, more than space.max_pool \(10\)"):
+        small.pool()
+    big = CompositionSpace(("Cu", "Ni", "Pd", "Ag", "Au", "Pt", "Al"), step=0.0625, max_pool=100_000)
+    assert len(big.pool()) == big.grid_size() == 74_613  # within this space's own limit

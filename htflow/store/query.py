@@ -135,22 +135,42 @@ def is_multikey_value(doc: Any, path: str) -> bool:
     return isinstance(node, list)
 
 
+@dataclass(frozen=True)
+class Part:
+    """One AND-ed term of a translated filter.
+
+    ``sql`` is a condition on ``docs.id``. For a single index lookup, ``lookup``
+    is its condition on the index table alone (``field = ? AND ...``, same
+    parameters), so the store can choose how to run it (driver or probe).
+    """
+
+    sql: str
+    params: list
+    lookup: str | None = None
+
+
+def index_lookup(table: str, name: str, cond: str, params: list) -> Part:
+    """The term "some index row of field ``name`` meets ``cond``"."""
+    lookup = f"field = ? AND {cond}"
+    return Part(f"id IN (SELECT doc_id FROM {table} WHERE {lookup})", [name, *params], lookup)
+
+
 @dataclass
 class Translation:
-    """SQL for a filter: a WHERE clause over ``docs.id`` and its parameters."""
+    """SQL for a filter: AND-ed terms over ``docs.id``, and whether it is exact."""
 
-    parts: list[tuple[str, list]] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
     exact: bool = True
 
     @property
     def sql(self) -> str | None:
         """The WHERE condition (all parts AND-ed), or None."""
-        return " AND ".join(p for p, _ in self.parts) if self.parts else None
+        return " AND ".join(p.sql for p in self.parts) if self.parts else None
 
     @property
     def params(self) -> list[Any]:
         """Parameters of :attr:`sql`, in order."""
-        return [v for _, ps in self.parts for v in ps]
+        return [v for p in self.parts for v in p.params]
 
 
 def translate(
@@ -169,7 +189,7 @@ def translate(
     table
         The index table's (quoted) name.
     """
-    parts: list[tuple[str, list]] = []
+    parts: list[Part] = []
     exact = True
     for key, value in criteria.items():
         if key == "$and":
@@ -181,7 +201,7 @@ def translate(
             subs = [translate(sub, indexed, multikey, table) for sub in value]
             if all(s.sql for s in subs):
                 sql = "(" + " OR ".join(f"({s.sql})" for s in subs) + ")"
-                parts.append((sql, [v for s in subs for v in s.params]))
+                parts.append(Part(sql, [v for s in subs for v in s.params]))
                 exact &= all(s.exact for s in subs)
             else:
                 exact = False
@@ -194,19 +214,15 @@ def translate(
     return Translation(parts, exact)
 
 
-def _in_index(table: str, conditions: str) -> str:
-    return f"id IN (SELECT doc_id FROM {table} WHERE field = ? AND {conditions})"
-
-
 def _field_condition(
     name: str, value: Any, multikey: bool, table: str
-) -> tuple[list[tuple[str, list]], bool]:
-    """SQL for one field's condition; returns (sql, params, exact)."""
+) -> tuple[list[Part], bool]:
+    """Terms for one field's condition; returns (parts, exact)."""
     if not isinstance(value, dict) or not any(k.startswith("$") for k in value):
         b = bracket(value)
         if b is None:
             return [], False
-        return [(_in_index(table, "t = ? AND value = ?"), [name, *b])], True
+        return [index_lookup(table, name, "t = ? AND value = ?", list(b))], True
 
     exact = True
     eq_parts: list[tuple[str, list]] = []
@@ -248,14 +264,14 @@ def _field_condition(
         else:
             exact = False
 
-    parts: list[tuple[str, list]] = [(_in_index(table, cond), [name, *p]) for cond, p in eq_parts]
+    parts = [index_lookup(table, name, cond, p) for cond, p in eq_parts]
     if range_parts:
         if multikey:
             # Each bound may be met by a different array element (MongoDB semantics).
             for cond, p in range_parts:
-                parts.append((_in_index(table, f"t = ? AND {cond}"), [name, range_t, *p]))
+                parts.append(index_lookup(table, name, f"t = ? AND {cond}", [range_t, *p]))
         else:
             cond = " AND ".join(c for c, _ in range_parts)
             values = [v for _, p in range_parts for v in p]
-            parts.append((_in_index(table, f"t = ? AND {cond}"), [name, range_t, *values]))
+            parts.append(index_lookup(table, name, f"t = ? AND {cond}", [range_t, *values]))
     return parts, exact and bool(parts)

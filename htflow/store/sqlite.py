@@ -29,7 +29,9 @@ from maggma.core import Sort, Store
 from mongomock.filtering import filter_applies, resolve_sort_key
 
 from htflow.store.query import (
+    Part,
     QueryError,
+    Translation,
     bracket,
     check_field,
     extract,
@@ -441,40 +443,29 @@ class SQLiteStore(Store):
             params += [limit if limit else -1, skip]
         return sql, params, check, pushed, in_sql
 
-    def _order_parts(self, parts: list[tuple[str, list]], idx: str) -> tuple[str | None, list]:
+    def _order_parts(self, parts: list[Part], idx: str) -> tuple[str | None, list]:
         """AND the index conditions, driving from the most selective one.
 
         SQLite would materialise every ``id IN (subquery)``; with several
-        conditions, the smallest is kept as the driver and the others become
-        per-row ``EXISTS`` probes of the (doc_id, field) index.
+        conditions, the smallest lookup (by a capped count) drives and the other
+        lookups become per-row ``EXISTS`` probes of the (doc_id, field) index.
         """
-        if not parts:
-            return None, []
-        if len(parts) == 1:
-            return parts[0][0], list(parts[0][1])
-        prefix = f"id IN (SELECT doc_id FROM {idx} WHERE "
-        probe = (
-            f'EXISTS (SELECT 1 FROM {idx} INDEXED BY "{self.collection_name}__idx_doc" '
-            "WHERE doc_id = docs.id AND "
-        )
-        simple = [i for i, (sql, _) in enumerate(parts) if sql.startswith(prefix) and sql.count(prefix) == 1]
-        if not simple:
-            return " AND ".join(p for p, _ in parts), [v for _, ps in parts for v in ps]
+        lookups = [p for p in parts if p.lookup]
+        if len(parts) < 2 or not lookups:
+            return Translation(parts).sql, Translation(parts).params
         conn = self._collection._conn
 
-        def estimate(i: int) -> int:
-            sql, ps = parts[i]
-            inner = sql[len(prefix) : -1]
-            capped = f"SELECT COUNT(*) FROM (SELECT 1 FROM {idx} WHERE {inner} LIMIT 20000)"
-            return conn.execute(capped, ps).fetchone()[0]
+        def estimate(p: Part) -> int:
+            capped = f"SELECT COUNT(*) FROM (SELECT 1 FROM {idx} WHERE {p.lookup} LIMIT 20000)"
+            return conn.execute(capped, p.params).fetchone()[0]
 
-        driver = min(simple, key=estimate)
-        ordered = [parts[driver]] + [
-            (sql.replace(prefix, probe, 1) if i in simple else sql, ps)
-            for i, (sql, ps) in enumerate(parts)
-            if i != driver
+        driver = min(lookups, key=estimate)
+        by_doc = f'"{self.collection_name}__idx_doc"'
+        probe = f"EXISTS (SELECT 1 FROM {idx} INDEXED BY {by_doc} WHERE doc_id = docs.id AND "
+        ordered = [driver] + [
+            Part(f"{probe}{p.lookup})", p.params) if p.lookup else p for p in parts if p is not driver
         ]
-        return " AND ".join(p for p, _ in ordered), [v for _, ps in ordered for v in ps]
+        return Translation(ordered).sql, Translation(ordered).params
 
     def _select(self, criteria: dict | None) -> Iterator[tuple[int, dict]]:
         """Yield (id, doc) for matching documents in insertion order."""
