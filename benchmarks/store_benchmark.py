@@ -68,25 +68,32 @@ def make_doc(i: int, rng: random.Random) -> dict:
     }
 
 
-def bench_store(store, docs: list[dict], batch: int = 1000, repeats: int = 20) -> dict:
-    """Ingest ``docs`` in batches, then time a few indexed filters."""
-    store.connect()
-    for field in INDEXES:
-        try:
-            store.ensure_index(field)
-        except NotImplementedError:  # montydb has no indexes: every filter scans
-            pass
-    t0 = time.perf_counter()
-    for i in range(0, len(docs), batch):
-        store.update(docs[i : i + batch], key="key")
-    ingest = len(docs) / (time.perf_counter() - t0)
+def bench_store(
+    make_store, docs: list[dict], batch: int = 1000, repeats: int = 20, ingests: int = 1
+) -> dict:
+    """Ingest ``docs`` in batches into ``ingests`` fresh stores, then time filters on the last."""
+    rates = []
+    for _ in range(ingests):
+        store = make_store()
+        store.connect()
+        for field in INDEXES:
+            try:
+                store.ensure_index(field)
+            except NotImplementedError:  # montydb has no indexes: every filter scans
+                pass
+        t0 = time.perf_counter()
+        for i in range(0, len(docs), batch):
+            store.update(docs[i : i + batch], key="key")
+        rates.append(len(docs) / (time.perf_counter() - t0))
+    ingest = statistics.median(rates)
     filters = {
         "equality (campaign, status)": {"campaign": "campaign-3", "status": "failed"},
         "range (formation energy < -0.1)": {"formation_energy_per_atom": {"$lt": -0.1}},
         "multikey ($all elements)": {"elements": {"$all": ["Cu", "Pt"]}, "round": 7},
         "top 10 by formation energy of one campaign": None,
     }
-    out = {"ingest_docs_per_s": ingest, "n": len(docs), "filters": {}}
+    out = {"ingest_docs_per_s": ingest, "ingest_range": (min(rates), max(rates)), "n": len(docs),
+           "filters": {}}  # fmt: skip
     for name, flt in filters.items():
         times, n = [], 0
         for _ in range(repeats):
@@ -119,6 +126,8 @@ def main() -> None:
     p.add_argument("--memory-n", type=int, default=5_000,
                    help="documents for MemoryStore (mongomock upserts scan: quadratic)")
     p.add_argument("--monty-n", type=int, default=2_000, help="documents for MontyStore")
+    p.add_argument("--ingests", type=int, default=3,
+                   help="fresh SQLite stores to ingest into (median and range reported)")
     p.add_argument("--out", type=Path, default=None, help="write a Markdown report here")
     args = p.parse_args()
 
@@ -126,31 +135,35 @@ def main() -> None:
     docs = [make_doc(i, rng) for i in range(args.n)]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        count = iter(range(1000))
         rows.append(("htflow SQLiteStore (embedded default)", bench_store(
-            SQLiteStore(Path(tmp) / "bench.sqlite", "results", key="key"), docs)))
+            lambda: SQLiteStore(Path(tmp) / f"bench{next(count)}.sqlite", "results", key="key"), docs,
+            ingests=args.ingests)))
         rows.append(("maggma MemoryStore (mongomock, not persistent)", bench_store(
-            MemoryStore(collection_name="results", key="key"), docs[: args.memory_n])))
+            lambda: MemoryStore(collection_name="results", key="key"), docs[: args.memory_n])))
         try:
             from maggma.stores import MontyStore
 
             monty = MontyStore("results", database_path=str(Path(tmp) / "monty"), key="key")
             rows.append(("maggma MontyStore (montydb)", bench_store(
-                monty, docs[: args.monty_n], batch=100, repeats=3)))
+                lambda: monty, docs[: args.monty_n], batch=100, repeats=3)))
         except ImportError:
             print("montydb not installed: MontyStore skipped (pip install montydb)")
 
     lines = [
         f"Host: {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
         f"command: `python benchmarks/store_benchmark.py --n {args.n} --memory-n {args.memory_n} "
-        f"--monty-n {args.monty_n}`",
+        f"--monty-n {args.monty_n} --ingests {args.ingests}`",
         "",
-        "| store | docs | ingest (docs/s) | " + " | ".join(
+        "| store | docs | ingest (docs/s, median [range]) | " + " | ".join(
             f"{k} (ms, hits)" for k in rows[0][1]["filters"]) + " | count (ms) |",
         "|---" * (4 + len(rows[0][1]["filters"])) + "|",
     ]
     for name, r in rows:
         cells = " | ".join(f"{v['median_ms']:.1f} ({v['hits']})" for v in r["filters"].values())
-        lines.append(f"| {name} | {r['n']:,} | {r['ingest_docs_per_s']:,.0f} | {cells} | "
+        lo, hi = r["ingest_range"]
+        spread = f" [{lo:,.0f}–{hi:,.0f}]" if hi > lo else ""
+        lines.append(f"| {name} | {r['n']:,} | {r['ingest_docs_per_s']:,.0f}{spread} | {cells} | "
                      f"{r['count_ms']:.1f} |")
     report = "\n".join(lines)
     print(report)
