@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: demo test venv lint bench clean
+.PHONY: demo test venv lint bench bench-al clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## store benchmark; table goes to docs/store-benchmark-latest.md
 	$(BIN)/python benchmarks/store_benchmark.py --out docs/store-benchmark-latest.md
+
+bench-al: $(STAMP)  ## active-learning benchmark (~15 min); table to docs/active-learning-latest.md
+	$(BIN)/python benchmarks/active_learning.py --seeds 10 --out docs/active-learning-latest.md
 
 clean:
 	rm -rf $(VENV) htflow-data .pytest_cache

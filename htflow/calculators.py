@@ -77,8 +77,38 @@ def _emt(cfg: CalculatorConfig) -> Maker:
     return EmtRelaxMaker(**_ase_relax_kwargs(cfg))
 
 
+def _lookup(cfg: CalculatorConfig) -> Maker:
+    from htflow.lookup import LookupMaker
+
+    return LookupMaker(table=cfg.options["table"])
+
+
+class LookupSpec(CalculatorSpec):
+    """The ``lookup`` calculator: energies replayed from a ground-truth table."""
+
+    def check(self, campaign: CampaignConfig, space: CompositionSpace) -> None:
+        from htflow.lookup import bundled_tables, load_table
+
+        opts = campaign.calculator.options
+        extra = sorted(set(opts) - {"table"})
+        if "table" not in opts or extra:
+            raise InputError(
+                "calculator.options: the lookup calculator takes exactly one option, table "
+                f"(a bundled table: {', '.join(bundled_tables()) or 'none'}, or a CSV path)"
+                + (f"; unknown: {', '.join(extra)}" if extra else "")
+            )
+        elements, _ = load_table(str(opts["table"]))
+        bad = [el for el in space.elements if el not in elements]
+        if bad:
+            raise InputError(
+                f"space.elements: table {opts['table']!r} has no {', '.join(bad)}; it covers "
+                f"{', '.join(elements)}"
+            )
+
+
 REGISTRY: dict[str, CalculatorSpec] = {
     "emt": CalculatorSpec("emt", _emt, EMT_ELEMENTS, meta={"method": "EMT (ASE)"}),
+    "lookup": LookupSpec("lookup", _lookup, meta={"method": "lookup in a ground-truth table"}),
 }
 
 

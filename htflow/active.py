@@ -1,0 +1,259 @@
+"""Surrogate-guided search (active learning).
+
+Each round the :class:`SurrogateGenerator`
+
+1. featurizes every finished result and fits the surrogate to the objective;
+2. cross-validates it (k-fold on all results so far: MAE, RMSE, R² and the
+   share of held-out points inside ±1σ and ±2σ) so every round says how good
+   the model really is;
+3. predicts every candidate not yet computed (the whole grid, or a fresh
+   space-filling sample of a continuous space);
+4. prunes candidates whose optimistic bound ``mean - kappa·std`` is worse
+   than the best result by more than ``margin`` (only once the model's CV R²
+   reaches ``min_r2``), recording the numbers; a later round whose model
+   thinks better of them proposes them again;
+5. picks the batch by the acquisition function, one at a time, telling the
+   model after each pick that the point came out at its own prediction
+   (kriging believer), so a batch spreads out instead of being eight
+   neighbours of one optimum.
+
+Until ``initial`` results exist it defers to a space-filling sampler.
+Everything is seeded by the campaign seed and the round, and results are
+ordered by key before fitting, so a resumed campaign proposes exactly what an
+uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from htflow.acquisition import get_acquisition
+from htflow.features import fraction_matrix, get_featurizer
+from htflow.generators import ProposalContext, _Collector, get_generator
+from htflow.space import composition_key
+from htflow.surrogates import get_surrogate
+
+
+@dataclass
+class Settings:
+    """Surrogate-guided search settings (``search.surrogate`` in the campaign file)."""
+
+    model: str = "gp"
+    features: str = "fractions"
+    acquisition: str = "ei"
+    beta: float = 2.0
+    xi: float = 0.0
+    batch: str = "believer"
+    initial: int = 8
+    initial_sampler: str = "sobol"
+    cv_folds: int = 5
+    candidates: int = 4096
+    prune: bool = True
+    prune_kappa: float = 3.0
+    prune_margin: float = 0.0
+    prune_min_r2: float = 0.8
+    prune_min_results: int = 20
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> Settings:
+        if cfg is None:
+            return cls()
+        d = cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg)
+        prune = d.pop("prune", None) or {}
+        out = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+        if prune:
+            out.prune = prune.get("enabled", True)
+            out.prune_kappa = prune.get("kappa", out.prune_kappa)
+            out.prune_margin = prune.get("margin", out.prune_margin)
+            out.prune_min_r2 = prune.get("min_r2", out.prune_min_r2)
+            out.prune_min_results = prune.get("min_results", out.prune_min_results)
+        return out
+
+
+def cross_validate(make_model, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict | None:
+    """k-fold CV of a fresh model per fold: metrics and the out-of-fold predictions."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+    from sklearn.model_selection import KFold
+
+    n = len(y)
+    k = min(folds, n)
+    if k < 2 or n < 4:
+        return None
+    mean, std = np.empty(n), np.empty(n)
+    fold_mae = []
+    for train, test in KFold(k, shuffle=True, random_state=seed).split(X):
+        m, s = make_model().fit(X[train], y[train]).predict(X[test])
+        mean[test], std[test] = m, s
+        fold_mae.append(float(np.mean(np.abs(m - y[test]))))
+    err = np.abs(y - mean)
+    z = err / np.maximum(std, 1e-300)
+    return {
+        "folds": k,
+        "n": n,
+        "mae": float(mean_absolute_error(y, mean)),
+        "rmse": float(np.sqrt(mean_squared_error(y, mean))),
+        "r2": float(r2_score(y, mean)) if np.ptp(y) > 0 else None,
+        "mae_fold_std": float(np.std(fold_mae)),
+        "within_1sigma": float(np.mean(err <= std)),
+        "within_2sigma": float(np.mean(err <= 2 * std)),
+        # how much wider the model's sigma must be for 95% of held-out errors to fall inside 2 sigma
+        "sigma_scale": float(max(1.0, np.quantile(z, 0.95) / 1.96)),
+        "y_true": y.tolist(),
+        "y_pred": mean.tolist(),
+        "y_std": std.tolist(),
+    }
+
+
+@dataclass
+class Selection:
+    """What :meth:`Planner.select` chose and why."""
+
+    chosen: list[int]
+    mean: np.ndarray
+    std: np.ndarray
+    acquisition: list[float]
+    pruned: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+class Planner:
+    """Fit, cross-validate, prune and pick, on fraction matrices (no store, no structures)."""
+
+    def __init__(self, settings: Settings, elements: list[str]):
+        self.s = settings
+        self.elements = list(elements)
+        self.featurize = get_featurizer(settings.features, self.elements)
+        self.acquire = get_acquisition(settings.acquisition)
+        get_surrogate(settings.model)  # fail early on a bad name
+
+    def select(self, train: np.ndarray, y: np.ndarray, cands: np.ndarray, n: int, seed: int,
+               rnd: int, allow_prune: bool = True) -> Selection:
+        """Choose ``n`` rows of ``cands`` given fractions ``train`` with objective ``y`` (minimised)."""
+        s = self.s
+        X, Xc = self.featurize(train), self.featurize(cands)
+        info: dict = {"model": s.model, "features": s.features, "acquisition": s.acquisition,
+                      "n_train": len(y), "n_candidates": len(cands)}
+
+        def make_model():
+            return get_surrogate(s.model, seed=seed)
+
+        t0 = time.perf_counter()
+        if s.cv_folds:
+            cv_seed = int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
+            cv = cross_validate(make_model, X, y, s.cv_folds, seed=cv_seed)
+            info["cv"] = cv
+        info["cv_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model = make_model().fit(X, y)
+        info["fit_seconds"] = time.perf_counter() - t0
+        if hasattr(model, "describe"):
+            info["fitted"] = model.describe()
+        mean, std = model.predict(Xc)
+        best = float(np.min(y))
+        pruned = np.zeros(len(cands), bool)
+        cv = info.get("cv") or {}
+        r2 = cv.get("r2")
+        if (allow_prune and s.prune and r2 is not None and r2 >= s.prune_min_r2
+                and len(y) >= s.prune_min_results):
+            # the bound uses sigma widened until the CV's held-out errors are covered
+            info["sigma_scale"] = cv["sigma_scale"]
+            pruned = mean - s.prune_kappa * cv["sigma_scale"] * std > best + s.prune_margin
+        info["pruned"] = int(pruned.sum())
+        rng = np.random.default_rng([seed, rnd, 3])
+        free = ~pruned
+        chosen: list[int] = []
+        scores: list[float] = []
+        m, sd = mean, std
+        X_all, y_all = X, y
+        for _ in range(min(n, int(free.sum()))):
+            acq = np.asarray(self.acquire(m, sd, best, rng=rng, beta=s.beta, xi=s.xi), float)
+            if s.batch == "top":
+                order = np.argsort(-np.where(free, acq, -np.inf), kind="stable")
+                picks = [int(i) for i in order[: min(n, int(free.sum()))]]
+                chosen, scores = picks, [float(acq[i]) for i in picks]
+                break
+            i = int(np.argmax(np.where(free, acq, -np.inf)))
+            chosen.append(i)
+            scores.append(float(acq[i]))
+            free[i] = False
+            if len(chosen) < n and free.any():
+                # kriging believer: the pick "came out" at the model's own mean
+                X_all, y_all = np.vstack([X_all, Xc[i : i + 1]]), np.append(y_all, m[i])
+                if callable(getattr(model, "condition", None)):
+                    model = model.condition(Xc[i : i + 1], np.array([m[i]]))
+                else:  # a plug-in model without condition(): refit on the augmented data
+                    model = make_model().fit(X_all, y_all)
+                m, sd = model.predict(Xc)
+        return Selection(chosen, mean, std, scores, pruned, info)
+
+
+class SurrogateGenerator:
+    """The ``surrogate`` sampler: model-guided proposals (see the module docstring)."""
+
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or Settings()
+        self._planner: Planner | None = None
+        self._pool_keys: tuple[Any, list[str]] | None = None
+
+    def planner(self, elements: list[str]) -> Planner:
+        if self._planner is None or self._planner.elements != list(elements):
+            self._planner = Planner(self.settings, elements)
+        return self._planner
+
+    def _keys(self, ctx: ProposalContext) -> list[str]:
+        if self._pool_keys is None or self._pool_keys[0] is not ctx.pool:
+            self._pool_keys = (ctx.pool, [composition_key(ctx.builder.realise(p)) for p in ctx.pool])
+        return self._pool_keys[1]
+
+    def _candidates(self, ctx: ProposalContext) -> tuple[list[dict[str, float]], list[str]]:
+        if ctx.space.is_grid:
+            keys = self._keys(ctx)
+            idx = [i for i, k in enumerate(keys) if k not in ctx.known]
+            return [ctx.pool[i] for i in idx], [keys[i] for i in idx]
+        # continuous: a fresh space-filling sample, realised on the supercell
+        c = _Collector(ctx, self.settings.candidates)
+        rng = ctx.rng(5)
+        for _ in range(self.settings.candidates * 20):
+            if c.full:
+                break
+            point = ctx.space.sample(rng)
+            if point is not None:
+                c.add(point)
+        return c.out, [composition_key(ctx.builder.realise(p)) for p in c.out]
+
+    def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
+        s = self.settings
+        name = ctx.objective.name if ctx.objective is not None else "formation_energy_per_atom"
+        sign = -1.0 if ctx.objective is not None and ctx.objective.goal == "maximize" else 1.0
+        done = sorted(
+            (r for r in ctx.results if r.get("status") == "done" and r.get(name) is not None),
+            key=lambda r: r["key"],
+        )
+        if len(done) < max(s.initial, 2):
+            ctx.report["phase"] = f"initial ({s.initial_sampler})"
+            return get_generator(s.initial_sampler).propose(ctx, n)
+        cands, keys = self._candidates(ctx)
+        if not cands:
+            return []
+        els = ctx.space.elements
+        train = fraction_matrix([r["composition"] for r in done], els)
+        y = sign * np.array([float(r[name]) for r in done])
+        sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round)
+        ctx.report.update(sel.info)
+        ctx.report["phase"] = "model"
+        ctx.report["predictions"] = {
+            keys[i]: {"mean": sign * float(sel.mean[i]), "std": float(sel.std[i]), "acquisition": a}
+            for i, a in zip(sel.chosen, sel.acquisition, strict=True)
+        }
+        if ctx.space.is_grid:
+            scale = sel.info.get("sigma_scale", 1.0)
+            ctx.report["pruned_keys"] = {
+                keys[i]: {"composition": cands[i], "mean": sign * float(sel.mean[i]),
+                          "std": float(sel.std[i]), "sigma_scale": scale}
+                for i in np.flatnonzero(sel.pruned)
+            }
+        return [cands[i] for i in sel.chosen]
