@@ -94,7 +94,7 @@ def test_resumed_campaign_proposes_exactly_what_an_uninterrupted_one_does(tmp_pa
     assert proposals_by_round(cut) == expected
     assert doc["best"]["key"] == whole.best(1)[0]["key"]
     # and a campaign continued with a larger budget extends the same sequence
-    short, _ = run(pool_campaign(name="grow", seed=5, budget=16))
+    run(pool_campaign(name="grow", seed=5, budget=16))
     grown, _ = run(pool_campaign(name="grow", seed=5, budget=24))
     assert proposals_by_round(grown) == expected
 
