@@ -64,7 +64,9 @@ def _ase_relax_kwargs(cfg: CalculatorConfig) -> dict:
     return {
         "relax_cell": cfg.relax,
         "steps": cfg.steps if cfg.relax else 0,
-        "relax_kwargs": {"fmax": cfg.fmax},
+        # atomate2 otherwise appends every relaxed structure to ./final_atoms_object.xyz in the
+        # user's folder; the relaxed structure is already in the result document
+        "relax_kwargs": {"fmax": cfg.fmax, "final_atoms_object_file": None},
         # The per-step structures would make every stored document ~250 kB.
         "ionic_step_data": ("energy",),
         "calculator_kwargs": dict(cfg.options),

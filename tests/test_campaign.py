@@ -47,6 +47,8 @@ def finished(tmp_path_factory):
             results = list(camp.db.results.query({"campaign": "small"}))
             cands = list(camp.db.candidates.query({"campaign": "small"}))
             doc = camp.db.campaigns.query_one({"name": "small"})
+        # nothing is left in the user's folder but the store (atomate2 writes an .xyz by default)
+        assert sorted(p.name for p in folder.iterdir()) == ["htflow-data"]
     finally:
         os.chdir(old)
     return cfg, results, cands, doc
