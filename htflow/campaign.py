@@ -84,6 +84,8 @@ class RoundSummary:
     failed: int
     best_key: str | None
     best_value: float | None
+    cv: dict | None = None
+    pruned: int = 0
 
 
 class Campaign:
@@ -453,7 +455,8 @@ class Campaign:
         doc["rounds"] = [r for r in doc["rounds"] if r["round"] != rnd] + [summary]
         self._save_doc(doc)
         if progress:
-            progress.end_round(RoundSummary(rnd, len(batch), failed, best.get("key"), best.get("value")))
+            progress.end_round(RoundSummary(rnd, len(batch), failed, best.get("key"), best.get("value"),
+                                            summary.get("cv"), summary.get("pruned") or 0))
 
     def _update_best(self, doc: dict, result: dict) -> None:
         value = self._value(result) if result["status"] == "done" else None

@@ -148,6 +148,14 @@ class _Progress:
             f"round {summary.round}: {summary.evaluated} evaluated, {summary.failed} failed; "
             f"best {summary.best_key} ({self.objective} = {_fmt(summary.best_value)})"
         )
+        cv = getattr(summary, "cv", None)
+        if cv:
+            r2 = "n/a" if cv.get("r2") is None else f"{cv['r2']:.3f}"
+            self.console.print(
+                f"  model before this round ({cv['folds']}-fold CV on {cv['n']} results): "
+                f"MAE {_fmt(cv['mae'])}, R² {r2}, {cv['within_2sigma']:.0%} within ±2σ"
+                + (f"; {summary.pruned} pruned" if getattr(summary, "pruned", 0) else "")
+            )
 
 
 @app.command()
