@@ -119,7 +119,7 @@ def emt_part(args, lines: list[str], curves: dict) -> None:
 def steels_part(args, lines: list[str], curves: dict) -> None:
     from datasets import steels
 
-    from htflow.active import Planner, Settings
+    from htflow.active import Planner, settings
     from htflow.features import fraction_matrix
 
     comps, ys, _ = steels()
@@ -129,12 +129,13 @@ def steels_part(args, lines: list[str], curves: dict) -> None:
     n = len(y)
     order = np.argsort(-y)
     optimum, top = {int(order[0])}, {int(i) for i in order[: max(1, n // 100)]}
-    settings = {
+    strategies = {
         "random": None,
         # CV and pruning off here: they do not change the picks until pruning starts, and the
         # 5 anisotropic-GP refits per round on 14 elements dominate the run time
-        "GP + EI + believer (htflow default model)": Settings(cv_folds=0, prune=False),
-        "forest + UCB + believer": Settings(model="forest", acquisition="ucb", cv_folds=0, prune=False),
+        "GP + EI + believer (htflow default model)": settings(cv_folds=0, prune={"enabled": False}),
+        "forest + UCB + believer": settings(model="forest", acquisition="ucb", cv_folds=0,
+                                             prune={"enabled": False}),
     }
     lines += [f"## matbench_steels: {n} steels, maximise yield strength", "",
               f"Best {y[order[0]]:.0f} MPa; top 1% = {len(top)} steels. Pool = the published list; batch "
@@ -142,7 +143,7 @@ def steels_part(args, lines: list[str], curves: dict) -> None:
               "| strategy | median evals to best | (range) | median evals to top 1% | speed-up vs random |",
               "|---|---|---|---|---|"]
     medians = {}
-    for label, s in settings.items():
+    for label, s in strategies.items():
         to_opt, to_top = [], []
         for seed in range(args.seeds):
             rng = np.random.default_rng([seed, 0x57EE1])

@@ -32,46 +32,18 @@ from typing import Any
 import numpy as np
 
 from htflow.acquisition import get_acquisition
+from htflow.config import SurrogateConfig
 from htflow.features import fraction_matrix, get_featurizer
 from htflow.generators import ProposalContext, _Collector, get_generator
 from htflow.space import composition_key
 from htflow.surrogates import get_surrogate
 
 
-@dataclass
-class Settings:
-    """Surrogate-guided search settings (``search.surrogate`` in the campaign file)."""
-
-    model: str = "gp"
-    features: str = "fractions"
-    acquisition: str = "ei"
-    beta: float = 2.0
-    xi: float = 0.0
-    batch: str = "believer"
-    initial: int = 8
-    initial_sampler: str = "sobol"
-    cv_folds: int = 5
-    candidates: int = 4096
-    prune: bool = True
-    prune_kappa: float = 3.0
-    prune_margin: float = 0.0
-    prune_min_r2: float = 0.8
-    prune_min_results: int = 20
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> Settings:
-        if cfg is None:
-            return cls()
-        d = cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg)
-        prune = d.pop("prune", None) or {}
-        out = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
-        if prune:
-            out.prune = prune.get("enabled", True)
-            out.prune_kappa = prune.get("kappa", out.prune_kappa)
-            out.prune_margin = prune.get("margin", out.prune_margin)
-            out.prune_min_r2 = prune.get("min_r2", out.prune_min_r2)
-            out.prune_min_results = prune.get("min_results", out.prune_min_results)
-        return out
+def settings(cfg: SurrogateConfig | dict | None = None, **overrides: Any) -> SurrogateConfig:
+    """Validated ``search.surrogate`` settings from a config, a mapping and/or keyword overrides."""
+    data = cfg.model_dump() if isinstance(cfg, SurrogateConfig) else dict(cfg or {})
+    data.update(overrides)
+    return SurrogateConfig.model_validate(data)
 
 
 def cross_validate(make_model, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict | None:
@@ -123,7 +95,7 @@ class Selection:
 class Planner:
     """Fit, cross-validate, prune and pick, on fraction matrices (no store, no structures)."""
 
-    def __init__(self, settings: Settings, elements: list[str]):
+    def __init__(self, settings: SurrogateConfig, elements: list[str]):
         self.s = settings
         self.elements = list(elements)
         self.featurize = get_featurizer(settings.features, self.elements)
@@ -157,11 +129,11 @@ class Planner:
         pruned = np.zeros(len(cands), bool)
         cv = info.get("cv") or {}
         r2 = cv.get("r2")
-        if (allow_prune and s.prune and r2 is not None and r2 >= s.prune_min_r2
-                and len(y) >= s.prune_min_results):
+        p = s.prune
+        if allow_prune and p.enabled and r2 is not None and r2 >= p.min_r2 and len(y) >= p.min_results:
             # the bound uses sigma widened until the CV's held-out errors are covered
             info["sigma_scale"] = cv["sigma_scale"]
-            pruned = mean - s.prune_kappa * cv["sigma_scale"] * std > best + s.prune_margin
+            pruned = mean - p.kappa * cv["sigma_scale"] * std > best + p.margin
         info["pruned"] = int(pruned.sum())
         rng = np.random.default_rng([seed, rnd, 3])
         free = ~pruned
@@ -194,8 +166,8 @@ class Planner:
 class SurrogateGenerator:
     """The ``surrogate`` sampler: model-guided proposals (see the module docstring)."""
 
-    def __init__(self, settings: Settings | None = None):
-        self.settings = settings or Settings()
+    def __init__(self, settings: SurrogateConfig | None = None):
+        self.settings = settings or SurrogateConfig()
         self._planner: Planner | None = None
         self._pool_keys: tuple[Any, list[str]] | None = None
 

@@ -237,7 +237,7 @@ class CampaignConfig(_Strict):
 
 
 def _check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:
-    from htflow.active import Planner, Settings
+    from htflow.active import Planner
     from htflow.generators import GENERATORS
 
     if sur.initial_sampler not in GENERATORS:
@@ -245,7 +245,7 @@ def _check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None
             f"search.surrogate.initial_sampler: {sur.initial_sampler!r} is not a space-filling "
             f"sampler; allowed: {', '.join(GENERATORS)}"
         )
-    Planner(Settings.from_config(sur), elements)  # names of model, features, acquisition
+    Planner(sur, elements)  # names of model, features, acquisition
 
 
 def store_from_shorthand(value: str) -> dict:

@@ -190,9 +190,9 @@ def get_generator(name: str, surrogate: Any = None) -> Generator:
     ``surrogate`` holds the settings of the ``surrogate`` sampler (``search.surrogate``).
     """
     if name == "surrogate":
-        from htflow.active import Settings, SurrogateGenerator
+        from htflow.active import SurrogateGenerator, settings
 
-        return SurrogateGenerator(Settings.from_config(surrogate))
+        return SurrogateGenerator(settings(surrogate))
     if name in GENERATORS:
         return GENERATORS[name]()
     if ":" in name:

@@ -160,7 +160,7 @@ def test_believer_batches_spread_out(acquisition):
     """Top-k picks neighbours of one predicted optimum; the believer batch spreads over the simplex."""
     from scipy.spatial.distance import pdist
 
-    from htflow.active import Planner, Settings
+    from htflow.active import Planner, settings
 
     cands = np.array([(i / 40, j / 40, 1 - i / 40 - j / 40) for i in range(41) for j in range(41 - i)])
     train = cands[np.random.default_rng(0).choice(len(cands), 15, replace=False)]
@@ -169,9 +169,10 @@ def test_believer_batches_spread_out(acquisition):
         return (-np.exp(-((X[:, 0] - 0.6) ** 2 + (X[:, 1] - 0.2) ** 2) / 0.05)
                 - 0.8 * np.exp(-((X[:, 0] - 0.1) ** 2 + (X[:, 1] - 0.7) ** 2) / 0.05))
 
-    common = dict(model="gp", features="fractions", acquisition=acquisition, cv_folds=0, prune=False)
+    common = dict(model="gp", features="fractions", acquisition=acquisition, cv_folds=0,
+                  prune={"enabled": False})
     picks = {
-        batch: Planner(Settings(batch=batch, **common), ["Cu", "Ni", "Pd"]).select(train, f(train), cands, 8, 0, 2)
+        batch: Planner(settings(batch=batch, **common), ["Cu", "Ni", "Pd"]).select(train, f(train), cands, 8, 0, 2)
         for batch in ("top", "believer")
     }
     assert len(set(picks["believer"].chosen)) == 8
