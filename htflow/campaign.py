@@ -68,6 +68,17 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _with_defaults(stored: dict) -> dict:
+    """A stored config as the current version reads it: fields added since get their defaults,
+    so a campaign started by an older htflow still resumes."""
+    from pydantic import ValidationError
+
+    try:
+        return CampaignConfig.model_validate(stored).model_dump(mode="json")
+    except ValidationError:
+        return stored
+
+
 def config_changes(old: dict, new: dict) -> list[str]:
     """Dotted fields that differ between two config dumps and may not change on resume."""
     a, b = _flatten(old), _flatten(new)
@@ -142,7 +153,7 @@ class Campaign:
             }
             self._save_doc(doc)
             return doc
-        changed = config_changes(doc["config"], new_cfg)
+        changed = config_changes(_with_defaults(doc["config"]), new_cfg)
         if changed:
             raise InputError(
                 f"campaign {self.name!r} already exists in {self.db.location} with a different "

@@ -165,3 +165,15 @@ def test_patience_stops_a_campaign_that_no_longer_improves():
     rounds = sorted(doc["rounds"], key=lambda r: r["round"])
     assert rounds[-1]["best_value"] == rounds[-3]["best_value"]
     assert len(camp.results()) < 130
+
+
+def test_campaign_from_before_the_surrogate_settings_still_resumes():
+    """A campaign document written without search.surrogate / search.patience (an older htflow)."""
+    camp, _ = run(pool_campaign(name="old", sampler="sobol", budget=8))
+    with camp.db:
+        doc = camp.db.campaigns.query_one({"name": "old"})
+        for key in ("surrogate", "patience"):
+            doc["config"]["search"].pop(key)
+        camp.db.campaigns.update(doc, key="name")
+    camp, doc = run(pool_campaign(name="old", sampler="sobol", budget=12))
+    assert len(camp.results()) == 12 and doc["stop_reason"] == "budget spent"
