@@ -154,13 +154,17 @@ class Planner:
             free[i] = False
             if len(chosen) < n and free.any():
                 # kriging believer: the pick "came out" at the model's own mean
-                X_all, y_all = np.vstack([X_all, Xc[i : i + 1]]), np.append(y_all, m[i])
                 if callable(getattr(model, "condition", None)):
                     model = model.condition(Xc[i : i + 1], np.array([m[i]]))
                 else:  # a plug-in model without condition(): refit on the augmented data
+                    X_all, y_all = np.vstack([X_all, Xc[i : i + 1]]), np.append(y_all, m[i])
                     model = make_model().fit(X_all, y_all)
                 m, sd = model.predict(Xc)
         return Selection(chosen, mean, std, scores, pruned, info)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
 
 
 class SurrogateGenerator:
@@ -197,6 +201,22 @@ class SurrogateGenerator:
                 c.add(point)
         return c.out, [composition_key(ctx.builder.realise(p)) for p in c.out]
 
+    def _pruned_record(self, sel: Selection, i: int, sign: float, y: np.ndarray, rnd: int) -> dict:
+        """Why candidate ``i`` was pruned, in the objective's own units and direction."""
+        p = self.settings.prune
+        scale = sel.info.get("sigma_scale", 1.0)
+        mean, std = sign * float(sel.mean[i]), float(sel.std[i])
+        bound = mean - sign * p.kappa * scale * std
+        best = sign * float(np.min(y))
+        return {
+            "round": rnd,
+            "reason": f"optimistic bound (mean {'-' if sign > 0 else '+'} {p.kappa:g} x {scale:.3g} std) "
+                      f"{_fmt(bound)} is worse than the best {_fmt(best)} by more than the margin "
+                      f"{p.margin:g}",
+            "mean": mean, "std": std, "sigma_scale": scale, "bound": bound, "best": best,
+            "kappa": p.kappa, "margin": p.margin,
+        }
+
     def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
         s = self.settings
         name = ctx.objective.name if ctx.objective is not None else "formation_energy_per_atom"
@@ -222,10 +242,8 @@ class SurrogateGenerator:
             for i, a in zip(sel.chosen, sel.acquisition, strict=True)
         }
         if ctx.space.is_grid:
-            scale = sel.info.get("sigma_scale", 1.0)
             ctx.report["pruned_keys"] = {
-                keys[i]: {"composition": cands[i], "mean": sign * float(sel.mean[i]),
-                          "std": float(sel.std[i]), "sigma_scale": scale}
+                keys[i]: {"composition": cands[i], "pruned": self._pruned_record(sel, i, sign, y, ctx.round)}
                 for i in np.flatnonzero(sel.pruned)
             }
         return [cands[i] for i in sel.chosen]

@@ -45,10 +45,6 @@ def _round_model_info(report: dict) -> dict:
     return out
 
 
-def _fmt_value(v: float | None) -> str:
-    return "none" if v is None else f"{v:.4g}"
-
-
 class CampaignError(RuntimeError):
     """The campaign cannot go on (not a bad input: e.g. a reference calculation failed)."""
 
@@ -389,28 +385,15 @@ class Campaign:
             self.db.candidates.remove_docs(
                 {"campaign": self.name, "status": "pruned", "key": {"$in": revived}}
             )
-        s = self.config.search.surrogate.prune
-        sign = 1.0 if self.objective.goal == "minimize" else -1.0
-        best = (self._doc() or {}).get("best") or {}
         new = []
         for key, p in pruned.items():
             if key in before or key in proposed:
                 continue
             counts = self.builder.realise(p["composition"])
             total = sum(counts.values())
-            scale = p.get("sigma_scale", 1.0)
-            bound = p["mean"] - sign * s.kappa * scale * p["std"]
             new.append({
-                "campaign": self.name, "key": key, "round": rnd, "status": "pruned",
-                "counts": counts, "composition": {el: c / total for el, c in counts.items()},
-                "pruned": {
-                    "round": rnd,
-                    "reason": f"optimistic bound (mean {'-' if sign > 0 else '+'} {s.kappa:g} x "
-                              f"{scale:.3g} std) {bound:.4g} is worse than the best "
-                              f"{_fmt_value(best.get('value'))} by more than the margin {s.margin:g}",
-                    "mean": p["mean"], "std": p["std"], "sigma_scale": scale, "bound": bound,
-                    "best": best.get("value"), "kappa": s.kappa, "margin": s.margin,
-                },
+                "campaign": self.name, "key": key, "round": rnd, "status": "pruned", "counts": counts,
+                "composition": {el: c / total for el, c in counts.items()}, "pruned": p["pruned"],
             })
         if new:
             self.db.candidates.update(new, key=ENTRY_KEY)
