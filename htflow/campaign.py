@@ -104,9 +104,11 @@ class Campaign:
         The validated campaign.
     db
         The campaign database (defaults to the one the config names).
+    announce
+        Called with a line the executor wants the user to see (the Dask dashboard).
     """
 
-    def __init__(self, config: CampaignConfig, db: CampaignDB | None = None):
+    def __init__(self, config: CampaignConfig, db: CampaignDB | None = None, announce: Any = None):
         self.config = config
         self.db = db or CampaignDB(config.store)
         self.space = config.space.build()
@@ -115,7 +117,7 @@ class Campaign:
         )
         self.calculator = get_calculator(config.calculator.name)
         self.generator = get_generator(config.search.sampler, config.search.surrogate)
-        self.executor = get_executor(config.executor.type)
+        self.executor = get_executor(config.executor, announce)
         self.maker = EvaluationMaker(relax_maker=self.calculator.relax_maker(config.calculator))
         self.name = config.name
         self.objective = config.objective
@@ -270,7 +272,14 @@ class Campaign:
 
         ``progress`` is an optional object with ``start_round(round, n)``,
         ``advance(outcome)`` and ``end_round(summary)`` (the CLI's rich bars).
+        The executor's workers are released when it returns or raises.
         """
+        try:
+            return self._run(progress)
+        finally:
+            self.executor.close()
+
+    def _run(self, progress: Any) -> dict:
         search = self.config.search
         with self.db:
             doc = self._open()

@@ -119,9 +119,46 @@ class SearchConfig(_Strict):
 
 
 class ExecutorConfig(_Strict):
-    """Where evaluation flows run."""
+    """Where evaluation flows run: in-process, on Dask workers, or through FireWorks."""
 
-    type: Literal["local"] = "local"
+    type: Literal["local", "dask", "fireworks"] = "local"
+    walltime: Annotated[float, Field(gt=0)] | None = None
+    # dask
+    workers: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    threads_per_worker: Annotated[int, Field(ge=1, le=1024)] = 1
+    address: Annotated[str, Field(pattern=r"^(tcp|tls|ucx|inproc|ws|wss)://\S+$")] | None = None
+    cluster: str | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    pack: Literal["auto"] | Annotated[int, Field(ge=1, le=100_000)] = "auto"
+    # fireworks
+    launchpad: str | None = None
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    rlaunch: bool = False
+
+    @model_validator(mode="after")
+    def _fields_match_type(self) -> ExecutorConfig:
+        own = {
+            "dask": {"workers", "threads_per_worker", "address", "cluster", "max_attempts", "pack"},
+            "fireworks": {"launchpad", "poll_seconds", "rlaunch"},
+        }
+        for kind, names in own.items():
+            if self.type != kind:
+                used = sorted(n for n in names if n in self.model_fields_set)
+                if used:
+                    raise ValueError(f"{', '.join(used)} only apply to type {kind}, not {self.type}")
+        if self.address and self.cluster:
+            raise ValueError("give either address (a running scheduler) or cluster (a cluster file), "
+                             "not both")
+        if self.cluster is not None:
+            if not Path(self.cluster).is_file():
+                raise ValueError(f"cluster file {self.cluster} does not exist (see cluster/ for templates)")
+            from htflow.dask_executor import load_cluster_file
+
+            load_cluster_file(self.cluster)  # its errors name the file and the field
+        if self.launchpad is not None and not Path(self.launchpad).is_file():
+            raise ValueError(f"launchpad file {self.launchpad} does not exist "
+                             "(see cluster/my_launchpad.yaml)")
+        return self
 
 
 class StoreConfig(_Strict):

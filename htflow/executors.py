@@ -2,17 +2,17 @@
 
 An executor takes :class:`EvalTask` s and yields an :class:`Outcome` for each as
 soon as it finishes, so the campaign can store it at once (a crash loses at
-most the calculations in flight). The in-process executor runs each flow with
-jobflow's ``run_locally`` on the campaign's ``JobStore``; the Dask and
-FireWorks executors of the distributed-execution issue plug in here.
+most the calculations in flight). Every executor runs a flow through
+:func:`htflow.engine.run_unit` (jobflow's semantics on a private store) and
+writes the job documents to the campaign's ``JobStore`` from the driver:
+``local`` in this process, ``dask`` on Dask workers
+(:mod:`htflow.dask_executor`), ``fireworks`` through a FireWorks LaunchPad
+(:mod:`htflow.fireworks`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import time
-import traceback
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,75 +71,62 @@ class Executor(Protocol):
     def run(self, tasks: list[EvalTask], store: JobStore) -> Iterator[Outcome]:
         """Yield one outcome per task, in completion order."""
 
-
-class _FailureLog(logging.Handler):
-    """Collects the tracebacks jobflow's local manager logs for failed jobs."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        msg = record.getMessage()
-        if "failed with exception" in msg:
-            self.messages.append(msg)
-
-
-def summarise_error(text: str) -> str:
-    """The last line of a traceback (the exception and its message)."""
-    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else "unknown error"
+    def close(self) -> None:
+        """Release workers and connections."""
 
 
 class LocalExecutor:
-    """Run flows one after another in this process (the default)."""
+    """Run flows one after another in this process (the default).
 
-    def __init__(self, threads: int = 1):
+    Each flow runs through :func:`htflow.engine.run_unit`, the same code a
+    Dask worker runs, and its job documents are written to ``store``.
+    """
+
+    def __init__(self, threads: int = 1, walltime: float | None = None):
         self.threads = threads
+        self.walltime = walltime
 
     def run(self, tasks: list[EvalTask], store: JobStore) -> Iterator[Outcome]:
-        from jobflow import run_locally
+        from htflow.engine import run_unit, write_documents
 
         pin_threads(self.threads)
-        logger = logging.getLogger("jobflow.managers.local")
+        extra = tuple(store.additional_stores)
         for task in tasks:
-            handler = _FailureLog()
-            logger.addHandler(handler)
-            old_level = logger.level
-            logger.setLevel(logging.INFO)
-            start = time.perf_counter()
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    responses = run_locally(task.flow, store=store, log=False)
-                output = _flow_output(task.flow, responses)
-                error = None
-                if output is None:
-                    error = summarise_error(handler.messages[-1]) if handler.messages else (
-                        "flow finished without output"
-                    )
-            except Exception as exc:  # a calculation's failure is data, never fatal
-                output, error = None, f"{type(exc).__name__}: {exc}"
-                logging.getLogger(__name__).debug(traceback.format_exc())
-            finally:
-                logger.removeHandler(handler)
-                logger.setLevel(old_level)
-            yield Outcome(task.key, output, error, time.perf_counter() - start, task.meta)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = run_unit(task.key, task.flow, extra, self.walltime)
+            write_documents(store, res.docs)
+            yield to_outcome(res, task.meta)
+
+    def close(self) -> None:
+        """Nothing to stop."""
 
 
-def _flow_output(flow: Flow, responses: dict[str, dict[int, Any]]) -> dict | None:
-    """The output of the flow's last job, if it ran."""
-    last = flow.jobs[-1]
-    resp = responses.get(last.uuid, {})
-    if not resp:
-        return None
-    out = resp[max(resp)].output
-    return out if isinstance(out, dict) else None
+def to_outcome(res: Any, meta: dict) -> Outcome:
+    """An evaluation outcome from a unit's result: the flow output must be a dict."""
+    output = res.output if isinstance(res.output, dict) else None
+    error = res.error
+    if error is None and output is None:
+        error = "the flow finished without output"
+    return Outcome(res.key, None if error else output, error, res.seconds, meta)
 
 
-EXECUTORS = {"local": LocalExecutor}
+def get_executor(config: Any = None, announce: Any = None) -> Executor:
+    """The executor an ``ExecutorConfig`` (or ``None``: in-process) describes."""
+    kind = getattr(config, "type", "local")
+    if kind == "local":
+        return LocalExecutor(walltime=getattr(config, "walltime", None))
+    if kind == "dask":
+        from htflow.dask_executor import DaskExecutor
 
+        return DaskExecutor(
+            workers=config.workers, threads_per_worker=config.threads_per_worker, address=config.address,
+            cluster=config.cluster, max_attempts=config.max_attempts, walltime=config.walltime,
+            pack=config.pack, announce=announce,
+        )
+    if kind == "fireworks":
+        from htflow.fireworks import FireWorksExecutor
 
-def get_executor(name: str, **kwargs: Any) -> Executor:
-    """An executor by name."""
-    return EXECUTORS[name](**kwargs)
+        return FireWorksExecutor(launchpad=config.launchpad, walltime=config.walltime,
+                                 poll_seconds=config.poll_seconds, rlaunch=config.rlaunch, announce=announce)
+    raise ValueError(f"unknown executor type {kind!r}")

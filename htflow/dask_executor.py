@@ -1,0 +1,344 @@
+"""The Dask executor: evaluation flows on a LocalCluster, a running scheduler or SLURM/PBS.
+
+- **Where**: a ``LocalCluster`` (one single-threaded worker process per core
+  by default, for CPU-bound calculations), an existing scheduler
+  (``address: tcp://host:8786``), or a dask-jobqueue cluster described by a
+  file (``cluster: cluster/slurm.yaml``), scaled adaptively between
+  ``minimum_jobs`` and ``maximum_jobs``.
+- **What travels**: each Dask task is a *pack* of whole flows run by
+  :func:`htflow.engine.run_pack`. Workers return job documents; the driver
+  writes them (the one writer of an embedded store).
+- **Packing**: the first tasks carry one flow each; from then on a pack holds
+  as many flows as fit in ``pack_seconds`` of measured work per flow, so
+  thousands of sub-second jobs cost a handful of scheduler round trips and a
+  relaxation of minutes still goes one per task.
+- **Failures**: if a worker dies, Dask reruns its task elsewhere. A pack that
+  keeps killing workers is split into single flows; a flow that kills
+  workers ``max_attempts`` times is a failed result with that reason.
+  ``walltime`` limits each flow (:func:`htflow.engine.walltime_limit`).
+- **Threads**: workers start with BLAS/OpenMP variables set to their thread
+  count and pin thread pools with threadpoolctl.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from distributed.diagnostics.plugin import WorkerPlugin
+from jobflow import JobStore
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from htflow.engine import UnitResult, run_pack, write_documents
+from htflow.errors import InputError
+from htflow.executors import THREAD_VARS, EvalTask, Outcome, pin_threads, to_outcome
+
+logger = logging.getLogger(__name__)
+
+MAX_PACK = 10_000
+
+
+# -- cluster files ------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AdaptConfig(_Strict):
+    """Adaptive scaling of a batch-queue cluster, in queue jobs."""
+
+    minimum_jobs: Annotated[int, Field(ge=0)] = 0
+    maximum_jobs: Annotated[int, Field(ge=1)] = 4
+
+
+class ClusterFile(_Strict):
+    """A ``cluster/*.yaml`` file: which dask-jobqueue cluster, its settings and its scaling."""
+
+    type: Literal["slurm", "pbs", "local"]
+    jobqueue: dict[str, Any] = Field(default_factory=dict)
+    adapt: AdaptConfig | None = None
+    jobs: Annotated[int, Field(ge=1)] | None = None
+
+
+JOBQUEUE_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster"}
+
+
+def load_cluster_file(path: str | Path) -> ClusterFile:
+    """Read and check a cluster file; errors name the file and the field."""
+    from htflow.config import format_validation_error, read_yaml
+
+    data = read_yaml(Path(path))
+    try:
+        spec = ClusterFile.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, str(path))) from None
+    if spec.type != "local":
+        import inspect
+
+        import dask_jobqueue
+
+        cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[spec.type])
+        allowed = set()
+        for klass in cls.job_cls.__mro__:
+            if klass.__init__ is not object.__init__:
+                allowed |= set(inspect.signature(klass.__init__).parameters)
+        allowed |= set(inspect.signature(cls.__init__).parameters) | {"scheduler_options"}
+        allowed -= {"self", "args", "kwargs", "name", "scheduler", "config_name"}
+        unknown = sorted(set(spec.jobqueue) - allowed)
+        if unknown:
+            raise InputError(
+                f"{path}: jobqueue: unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
+                f"allowed: {', '.join(sorted(allowed))}"
+            )
+    return spec
+
+
+# -- the executor ---------------------------------------------------------------------------
+class DaskExecutor:
+    """Run evaluation flows on Dask workers (see the module docstring).
+
+    Parameters
+    ----------
+    workers
+        Worker processes of the LocalCluster (default: one per core).
+    threads_per_worker
+        Threads per worker; BLAS/OpenMP pools are pinned to this.
+    address
+        Connect to this scheduler instead of starting a cluster.
+    cluster
+        A cluster file (``cluster/slurm.yaml``) for dask-jobqueue.
+    max_attempts
+        Times a flow may be started on a worker that then dies before it is
+        recorded as failed.
+    walltime
+        Seconds a flow may run before it is stopped and recorded as failed.
+    pack
+        ``"auto"`` (by measured duration) or a fixed number of flows per task.
+    pack_seconds
+        Work per Dask task that ``auto`` packing aims at.
+    announce
+        Called with one line when the cluster starts (its dashboard address).
+    """
+
+    def __init__(
+        self,
+        workers: int | None = None,
+        threads_per_worker: int = 1,
+        address: str | None = None,
+        cluster: str | Path | None = None,
+        max_attempts: int = 3,
+        walltime: float | None = None,
+        pack: int | Literal["auto"] = "auto",
+        pack_seconds: float = 0.5,
+        announce: Callable[[str], None] | None = None,
+        client: Any = None,
+    ):
+        self.workers = workers or os.cpu_count() or 1
+        self.threads_per_worker = threads_per_worker
+        self.address = address
+        self.cluster_file = load_cluster_file(cluster) if cluster else None
+        self.cluster_path = cluster
+        self.max_attempts = max_attempts
+        self.walltime = walltime
+        self.pack = pack
+        self.pack_seconds = pack_seconds
+        self.announce = announce or (lambda line: logger.warning(line))
+        self._client = client
+        self._own: list[Any] = []
+        self.seconds_per_unit: float | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        threads = str(self.threads_per_worker)
+        return {
+            # a task whose worker dies is retried on another until it has killed max_attempts workers
+            "distributed.scheduler.allowed-failures": self.max_attempts - 1,
+            "distributed.nanny.pre-spawn-environ": dict.fromkeys(THREAD_VARS, threads),
+        }
+
+    def start(self) -> Any:
+        """Start (or connect to) the cluster; returns the Dask client."""
+        if self._client is not None:
+            return self._client
+        import dask
+        import distributed
+
+        with dask.config.set(self._config()):
+            if self.address:
+                client = distributed.Client(self.address)
+                where = f"scheduler {self.address}"
+            elif self.cluster_file and self.cluster_file.type != "local":
+                import dask_jobqueue
+
+                spec = self.cluster_file
+                cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[spec.type])
+                cluster = cls(**spec.jobqueue)
+                if spec.adapt is not None:
+                    cluster.adapt(minimum_jobs=spec.adapt.minimum_jobs, maximum_jobs=spec.adapt.maximum_jobs)
+                else:
+                    cluster.scale(jobs=spec.jobs or 1)
+                self._own.append(cluster)
+                client = distributed.Client(cluster)
+                where = f"{spec.type} cluster from {self.cluster_path}"
+            else:
+                kwargs = dict(self.cluster_file.jobqueue) if self.cluster_file else {}
+                kwargs.setdefault("n_workers", self.workers)
+                kwargs.setdefault("threads_per_worker", self.threads_per_worker)
+                kwargs.setdefault("processes", True)
+                kwargs.setdefault("dashboard_address", ":0")
+                kwargs.setdefault("silence_logs", logging.ERROR)
+                cluster = distributed.LocalCluster(**kwargs)
+                self._own.append(cluster)
+                client = distributed.Client(cluster)
+                where = (f"local cluster of {kwargs['n_workers']} worker(s) x "
+                         f"{kwargs['threads_per_worker']} thread(s)")
+        client.register_plugin(_PinThreads(self.threads_per_worker), name="htflow-pin-threads")
+        self._own.insert(0, client)
+        self._client = client
+        link = client.dashboard_link if _has_dashboard(client) else "no dashboard (install bokeh)"
+        self.announce(f"Dask: {where}; dashboard {link}")
+        return client
+
+    def close(self) -> None:
+        """Stop what this executor started (not a scheduler it connected to)."""
+        for obj in self._own:
+            try:
+                obj.close()
+            except Exception:  # closing a dead cluster must not hide the real error
+                logger.debug("closing %s failed", obj, exc_info=True)
+        self._own = []
+        self._client = None
+
+    def __enter__(self) -> DaskExecutor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def nthreads(self) -> int:
+        """Threads the cluster has now (at least one, so packing never divides by zero)."""
+        try:
+            return max(1, sum(self.start().nthreads().values()))
+        except Exception:
+            return max(1, self.workers * self.threads_per_worker)
+
+    # -- packing ----------------------------------------------------------------------
+    def _pack_size(self, remaining: int, threads: int) -> int:
+        if self.pack != "auto":
+            return int(self.pack)
+        if self.seconds_per_unit is None:
+            return 1
+        size = int(self.pack_seconds / max(self.seconds_per_unit, 1e-6))
+        fair = -(-remaining // (2 * threads))  # leave every thread two packs of what is left
+        return max(1, min(size, fair, MAX_PACK))
+
+    def _learn(self, results: list[UnitResult]) -> None:
+        if not results:
+            return
+        per = sum(r.seconds for r in results) / len(results)
+        old = self.seconds_per_unit
+        self.seconds_per_unit = per if old is None else 0.5 * old + 0.5 * per
+
+    # -- running ----------------------------------------------------------------------
+    def run_units(self, units: list[tuple[str, Any, dict]], store: JobStore) -> Iterator[UnitResult]:
+        """Run ``(key, flow, meta)`` units; write their documents to ``store``; yield results."""
+        import distributed
+
+        client = self.start()
+        extra = tuple(store.additional_stores)
+        queue = deque(units)
+        meta = {key: m for key, _, m in units}
+        attempts: dict[str, int] = {}
+        threads = self.nthreads()
+        window = 2 * threads
+        pending = distributed.as_completed()
+        packs: dict[str, list[tuple[str, Any, dict]]] = {}
+
+        def submit(pack: list[tuple[str, Any, dict]]) -> None:
+            payload = [(k, u, {}) for k, u, _ in pack]
+            fut = client.submit(run_pack, payload, extra, self.walltime, self.threads_per_worker,
+                                pure=False, key=f"htflow-pack-{pack[0][0]}-{time.monotonic_ns()}")
+            packs[fut.key] = pack
+            pending.add(fut)
+
+        def refill() -> None:
+            while queue and pending.count() < window:
+                n = self._pack_size(len(queue), threads)
+                submit([queue.popleft() for _ in range(min(n, len(queue)))])
+
+        refill()
+        try:
+            for fut in pending:
+                pack = packs.pop(fut.key)
+                try:
+                    results = fut.result()
+                except distributed.KilledWorker:
+                    results = self._killed(pack, attempts, submit)
+                except Exception as exc:  # the task itself could not run (unpicklable flow, ...)
+                    results = [UnitResult(k, None, f"{type(exc).__name__}: {exc}", 0.0) for k, _, _ in pack]
+                finally:
+                    fut.release()
+                done = [r for r in results if r.docs or r.error]
+                self._learn([r for r in done if r.ok])
+                for res in done:
+                    write_documents(store, res.docs)
+                    res.meta = meta.pop(res.key, {})
+                    res.attempts = attempts.get(res.key, 0) + 1
+                    yield res
+                refill()
+        finally:
+            for fut in list(pending.futures):
+                fut.cancel()
+
+    def _killed(self, pack: list, attempts: dict[str, int], submit: Callable) -> list[UnitResult]:
+        """A pack killed its workers ``max_attempts`` times: split it, or fail the single flow."""
+        if len(pack) > 1:
+            for unit in pack:  # find the culprit: its neighbours get a clean start
+                submit([unit])
+            return []
+        key = pack[0][0]
+        attempts[key] = self.max_attempts - 1
+        return [UnitResult(key, None,
+                           f"WorkerDied: the worker running this flow died {self.max_attempts} time(s) "
+                           f"(executor.max_attempts = {self.max_attempts})", 0.0)]
+
+    def run(self, tasks: list[EvalTask], store: JobStore) -> Iterator[Outcome]:
+        """The Executor interface: one outcome per evaluation task, in completion order."""
+        units = [(t.key, t.flow, t.meta) for t in tasks]
+        for res in self.run_units(units, store):
+            yield to_outcome(res, res.meta)
+
+
+def _has_dashboard(client: Any) -> bool:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return bool(client.dashboard_link)
+
+
+class _PinThreads(WorkerPlugin):
+    """Worker plugin: limit BLAS/OpenMP/torch thread pools to the worker's threads."""
+
+    idempotent = True
+
+    def __init__(self, threads: int):
+        self.threads = threads
+
+    def setup(self, worker: Any) -> None:
+        pin_threads(self.threads)
+        try:  # torch keeps its own pool
+            import sys
+
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(self.threads)
+        except Exception:
+            pass
+
+    def teardown(self, worker: Any) -> None:
+        pass

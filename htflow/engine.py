@@ -1,0 +1,308 @@
+"""Run jobflow flows as units of work on any worker, and bring their documents back.
+
+A *unit* is one top-level jobflow ``Flow`` (or ``Job``) — for a campaign, the
+evaluation flow of one candidate. :func:`run_unit` runs a unit with jobflow's
+own semantics (``Job.run`` resolves references and stores outputs; ``Response``
+``replace`` / ``addition`` / ``detour`` / ``stop_children`` / ``stop_jobflow``
+are honoured exactly as ``jobflow.run_locally`` honours them) against a
+private in-memory :class:`DocStore`, and returns every job document it wrote.
+Whoever receives the documents writes them to the real ``JobStore``: a worker
+never touches the campaign's store, so the embedded SQLite file has one
+writer however many workers run.
+
+``run_locally`` itself is not used on workers because its per-call set-up
+(folder handling, a flow graph per call, a MongoDB emulator as store) costs
+more than a trivial job (0.64 ms per one-job call against 0.15 ms for
+``Job.run``; see docs/distributed.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import threading
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobflow import Flow, Job, JobStore
+from maggma.core import Store
+
+logger = logging.getLogger(__name__)
+
+
+class DocStore(Store):
+    """A maggma ``Store`` over a Python dict: what a unit writes while it runs.
+
+    Lookups by the key fields (``uuid`` [+ ``index``] for job documents,
+    ``blob_uuid`` for data blobs) are dictionary lookups; any other filter is
+    evaluated by mongomock's filter engine, so query semantics are MongoDB's.
+    """
+
+    def __init__(self, key: str = "uuid", **kwargs: Any):
+        self._docs: dict[tuple, dict] = {}
+        self._by_key: dict[Any, list[dict]] = defaultdict(list)
+        super().__init__(key=key, **kwargs)
+
+    @property
+    def name(self) -> str:
+        return f"docs:{id(self)}"
+
+    def connect(self, force_reset: bool = False) -> None:
+        if force_reset:
+            self._docs.clear()
+            self._by_key.clear()
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def _collection(self) -> dict:
+        return self._docs
+
+    def docs(self) -> list[dict]:
+        """Everything written, in write order."""
+        return list(self._docs.values())
+
+    def count(self, criteria: dict | None = None, hint: dict | None = None) -> int:
+        return sum(1 for _ in self.query(criteria))
+
+    def update(self, docs: list[dict] | dict, key: list | str | None = None, **kwargs: Any) -> None:
+        if isinstance(docs, dict):
+            docs = [docs]
+        fields = [key] if isinstance(key, str) else list(key or [self.key])
+        for doc in docs:
+            ident = tuple(doc.get(f) for f in fields)
+            old = self._docs.get(ident)
+            if old is not None:
+                self._by_key[old.get(self.key)].remove(old)
+            self._docs[ident] = doc
+            self._by_key[doc.get(self.key)].append(doc)
+
+    def query(
+        self,
+        criteria: dict | None = None,
+        properties: dict | list | None = None,
+        sort: dict | None = None,
+        skip: int = 0,
+        limit: int = 0,
+        **kwargs: Any,
+    ) -> Iterator[dict]:
+        criteria = criteria or {}
+        own = criteria.get(self.key)
+        if isinstance(own, str | int):
+            rest = {k: v for k, v in criteria.items() if k != self.key}
+            docs = [d for d in self._by_key.get(own, ()) if all(d.get(k) == v for k, v in rest.items())] \
+                if all(not isinstance(v, dict) for v in rest.values()) else None
+        else:
+            docs = None
+        if docs is None:
+            from mongomock.filtering import filter_applies
+
+            docs = [d for d in self._docs.values() if filter_applies(criteria, d)]
+        for name, direction in reversed(list((sort or {}).items())):
+            docs.sort(key=lambda d, n=name: (d.get(n) is not None, d.get(n)), reverse=direction < 0)
+        docs = docs[skip:]
+        if limit:
+            docs = docs[:limit]
+        if properties:
+            names = properties if isinstance(properties, list) else [p for p, v in properties.items() if v]
+            for d in docs:
+                yield {p: d[p] for p in names if p in d}
+        else:
+            yield from docs
+
+    def distinct(self, field: str, criteria: dict | None = None, all_exists: bool = False) -> list:
+        return list({repr(d.get(field)): d.get(field) for d in self.query(criteria)}.values())
+
+    def groupby(self, keys: Any, criteria: Any = None, properties: Any = None, sort: Any = None,
+                skip: int = 0, limit: int = 0) -> Iterator:
+        raise NotImplementedError("DocStore holds one unit's documents; group them in the real store")
+
+    def remove_docs(self, criteria: dict) -> None:
+        for doc in list(self.query(criteria)):
+            for ident, d in list(self._docs.items()):
+                if d is doc:
+                    del self._docs[ident]
+            self._by_key[doc.get(self.key)].remove(doc)
+
+    def ensure_index(self, key: str, unique: bool = False) -> bool:
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
+
+
+def scratch_store(extra: Iterable[str] = ()) -> JobStore:
+    """A fresh in-memory JobStore with additional stores of these names (e.g. ``data``)."""
+    return JobStore(DocStore("uuid"), additional_stores={n: DocStore("blob_uuid") for n in extra})
+
+
+def write_documents(store: JobStore, docs: dict[str, list[dict]]) -> None:
+    """Write what units returned into the real JobStore (the one writer)."""
+    if docs.get("docs"):
+        store.docs_store.update(docs["docs"], key=["uuid", "index"])
+    for name, blobs in docs.items():
+        if name != "docs" and blobs:
+            store.additional_stores[name].update(blobs, key="blob_uuid")
+
+
+# -- wall-time limits ------------------------------------------------------------
+class WalltimeExceeded(BaseException):
+    """Raised inside a job that ran past its wall-time limit.
+
+    A ``BaseException``, so library code that catches ``Exception`` cannot
+    swallow it.
+    """
+
+
+@contextlib.contextmanager
+def walltime_limit(seconds: float | None) -> Iterator[None]:
+    """Interrupt this thread with :class:`WalltimeExceeded` after ``seconds``.
+
+    The exception is delivered at the next Python bytecode boundary (ASE
+    calculators, ML potentials between torch calls, custodian's monitoring
+    loop). Time spent inside one long C call (a blocking ``subprocess.wait``
+    with no timeout) is interrupted only when it returns; DFT codes are
+    limited by custodian's own wall-time handling.
+    """
+    if not seconds:
+        yield
+        return
+    tid = threading.get_ident()
+    lock = threading.Lock()
+    state = {"active": True, "fired": False}
+
+    def fire() -> None:
+        with lock:
+            if state["active"]:
+                state["fired"] = True
+                exc = ctypes.py_object(WalltimeExceeded)
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), exc)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        with lock:
+            state["active"] = False
+            timer.cancel()
+        # the exception may have been set but not yet raised: clear it here, not later
+        if state["fired"]:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(tid), None)
+
+
+# -- running one unit ----------------------------------------------------------------
+@dataclass
+class UnitResult:
+    """What one unit produced: its output, the error if it failed, and its documents."""
+
+    key: str
+    output: Any
+    error: str | None
+    seconds: float
+    docs: dict[str, list[dict]] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def summarise_error(text: str) -> str:
+    """The last line of a traceback (the exception and its message)."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else "unknown error"
+
+
+def run_unit(key: str, unit: Flow | Job, extra: Iterable[str] = (), walltime: float | None = None,
+             meta: dict | None = None) -> UnitResult:
+    """Run one flow with jobflow's semantics on a private store; never raises for a job's failure."""
+    from jobflow.core.flow import get_flow
+    from jobflow.core.reference import OnMissing, find_and_resolve_references
+
+    store = scratch_store(extra)
+    store.connect()
+    stopped_parents: set[str] = set()
+    errored: set[str] = set()
+    errors: list[str] = []
+    stop = False
+
+    def run_job(job: Job, parents: Iterable[str]) -> bool:
+        """jobflow.managers.local.run_locally's ``_run_job``, minus logging and folders."""
+        nonlocal stop
+        if stopped_parents.intersection(parents):
+            stopped_parents.add(job.uuid)
+            return False
+        if errored.intersection(parents) and job.config.on_missing_references == OnMissing.ERROR:
+            errored.add(job.uuid)
+            return False
+        try:
+            response = job.run(store=store)
+        except WalltimeExceeded:
+            raise
+        except Exception:
+            errors.append(f"{job.name}: {summarise_error(traceback.format_exc())}")
+            errored.add(job.uuid)
+            return False
+        if response.stop_children:
+            stopped_parents.add(job.uuid)
+        if response.stop_jobflow:
+            stop = True
+            return False
+        ok = True
+        for new in (response.replace, response.detour, response.addition):
+            if new is not None:
+                ok = run_flow(new) and ok
+        return ok
+
+    def run_flow(flow: Flow | Job) -> bool:
+        ok = True
+        if isinstance(flow, Job):
+            ok = run_job(flow, ())
+        else:
+            for job, parents in flow.iterflow():
+                if stop:
+                    return False
+                ok = run_job(job, parents) and ok
+        return ok and not stop
+
+    start = time.perf_counter()
+    output, error = None, None
+    try:
+        with walltime_limit(walltime):
+            if isinstance(unit, Flow):
+                unit = get_flow(unit)
+            finished = run_flow(unit)
+        ref = unit.output
+        if ref is not None:
+            output = find_and_resolve_references(ref, store, on_missing=OnMissing.NONE)
+        if not finished:
+            error = errors[-1] if errors else "the flow stopped before its last job"
+    except WalltimeExceeded:
+        error = f"WalltimeExceeded: the flow ran past its wall-time limit of {walltime:g} s"
+    except Exception:
+        error = summarise_error(traceback.format_exc())
+    docs = {"docs": store.docs_store.docs()}
+    for name, extra in store.additional_stores.items():
+        docs[name] = extra.docs()
+    return UnitResult(key, output, error, time.perf_counter() - start, docs, meta or {})
+
+
+def run_pack(pack: list[tuple[str, Flow | Job, dict]], extra: Iterable[str] = (),
+             walltime: float | None = None, threads: int = 1) -> list[UnitResult]:
+    """Run several units one after another (one Dask task); each fails or succeeds on its own."""
+    from htflow.executors import pin_threads
+
+    pin_threads(threads)
+    return [run_unit(key, unit, extra, walltime, meta) for key, unit, meta in pack]
