@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import cloudpickle
 from distributed.diagnostics.plugin import WorkerPlugin
 from jobflow import JobStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -150,6 +151,7 @@ class DaskExecutor:
         self._client = client
         self._own: list[Any] = []
         self.seconds_per_unit: float | None = None
+        self.tasks_submitted = 0
 
     # -- lifecycle --------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
@@ -158,6 +160,9 @@ class DaskExecutor:
             # a task whose worker dies is retried on another until it has killed max_attempts workers
             "distributed.scheduler.allowed-failures": self.max_attempts - 1,
             "distributed.nanny.pre-spawn-environ": dict.fromkeys(THREAD_VARS, threads),
+            # one task per thread on a worker: when a worker dies, only the task it was running is
+            # suspected (with the default 1.1 a queued neighbour shares the blame)
+            "distributed.scheduler.worker-saturation": 1.0,
         }
 
     def start(self) -> Any:
@@ -260,11 +265,13 @@ class DaskExecutor:
         packs: dict[str, list[tuple[str, Any, dict]]] = {}
 
         def submit(pack: list[tuple[str, Any, dict]]) -> None:
-            payload = [(k, u, {}) for k, u, _ in pack]
-            fut = client.submit(run_pack, payload, extra, self.walltime, self.threads_per_worker,
+            # pickled here, once: Dask would otherwise walk every job's arguments looking for futures
+            payload = cloudpickle.dumps([(k, u, {}) for k, u, _ in pack])
+            fut = client.submit(_run_pickled, payload, extra, self.walltime, self.threads_per_worker,
                                 pure=False, key=f"htflow-pack-{pack[0][0]}-{time.monotonic_ns()}")
             packs[fut.key] = pack
             pending.add(fut)
+            self.tasks_submitted += 1
 
         def refill() -> None:
             while queue and pending.count() < window:
@@ -312,6 +319,12 @@ class DaskExecutor:
         units = [(t.key, t.flow, t.meta) for t in tasks]
         for res in self.run_units(units, store):
             yield to_outcome(res, res.meta)
+
+
+def _run_pickled(payload: bytes, extra: tuple, walltime: float | None, threads: int) -> list[UnitResult]:
+    import pickle
+
+    return run_pack(pickle.loads(payload), extra, walltime, threads)
 
 
 def _has_dashboard(client: Any) -> bool:

@@ -54,8 +54,12 @@ class DocStore(Store):
 
     def connect(self, force_reset: bool = False) -> None:
         if force_reset:
-            self._docs.clear()
-            self._by_key.clear()
+            self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (the documents already handed out are kept by whoever holds them)."""
+        self._docs = {}
+        self._by_key = defaultdict(list)
 
     def close(self) -> None:
         pass
@@ -226,13 +230,20 @@ def summarise_error(text: str) -> str:
 
 
 def run_unit(key: str, unit: Flow | Job, extra: Iterable[str] = (), walltime: float | None = None,
-             meta: dict | None = None) -> UnitResult:
-    """Run one flow with jobflow's semantics on a private store; never raises for a job's failure."""
+             meta: dict | None = None, store: JobStore | None = None) -> UnitResult:
+    """Run one flow with jobflow's semantics on a private store; never raises for a job's failure.
+
+    ``store`` (a :func:`scratch_store`) is emptied and reused: maggma adds a
+    logging handler to a shared logger for every ``Store`` made, so making
+    one per unit grows a list that each new store scans.
+    """
     from jobflow.core.flow import get_flow
     from jobflow.core.reference import OnMissing, find_and_resolve_references
 
-    store = scratch_store(extra)
-    store.connect()
+    if store is None:
+        store = scratch_store(extra)
+    for part in (store.docs_store, *store.additional_stores.values()):
+        part.reset()
     stopped_parents: set[str] = set()
     errored: set[str] = set()
     errors: list[str] = []
@@ -305,4 +316,5 @@ def run_pack(pack: list[tuple[str, Flow | Job, dict]], extra: Iterable[str] = ()
     from htflow.executors import pin_threads
 
     pin_threads(threads)
-    return [run_unit(key, unit, extra, walltime, meta) for key, unit, meta in pack]
+    store = scratch_store(extra)
+    return [run_unit(key, unit, extra, walltime, meta, store) for key, unit, meta in pack]

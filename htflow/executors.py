@@ -87,14 +87,15 @@ class LocalExecutor:
         self.walltime = walltime
 
     def run(self, tasks: list[EvalTask], store: JobStore) -> Iterator[Outcome]:
-        from htflow.engine import run_unit, write_documents
+        from htflow.engine import run_unit, scratch_store, write_documents
 
         pin_threads(self.threads)
         extra = tuple(store.additional_stores)
+        scratch = scratch_store(extra)
         for task in tasks:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = run_unit(task.key, task.flow, extra, self.walltime)
+                res = run_unit(task.key, task.flow, extra, self.walltime, store=scratch)
             write_documents(store, res.docs)
             yield to_outcome(res, task.meta)
 
