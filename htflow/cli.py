@@ -162,6 +162,14 @@ class _Progress:
 def run(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML), e.g. workflows/demo.yaml.")],
     store: StoreOpt = None,
+    executor: Annotated[str | None, typer.Option(
+        "--executor", help="Where evaluations run: local (this process), dask, fireworks.")] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=1, help="Dask: worker processes of the local cluster (default: one per core).")] = None,
+    cluster: Annotated[Path | None, typer.Option(
+        "--cluster", help="Dask: a cluster file, e.g. cluster/slurm.yaml (implies --executor dask).")] = None,
+    address: Annotated[str | None, typer.Option(
+        "--address", help="Dask: a running scheduler, tcp://host:8786 (implies --executor dask).")] = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Rows in the final table.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -169,13 +177,19 @@ def run(
 
     Validates the whole file first. Every result is stored as soon as it is
     computed; run the same command again after a crash or Ctrl-C to continue.
+    Where the work runs (--executor, --workers, --cluster, --address) may
+    change between runs of the same campaign.
     """
     from htflow.campaign import Campaign
     from htflow.config import load_config
 
-    cfg = load_config(file, store=store)
+    overrides = {k: v for k, v in {"type": executor, "workers": workers, "address": address,
+                                   "cluster": str(cluster) if cluster else None}.items() if v is not None}
+    if overrides and "type" not in overrides:
+        overrides["type"] = "dask"
+    cfg = load_config(file, store=store, executor=overrides or None)
     console = _console()
-    camp = Campaign(cfg)
+    camp = Campaign(cfg, announce=lambda line: console.print(line, highlight=False))
     console.print(
         f"[bold]{cfg.name}[/]: {len(cfg.space.elements)} elements ({', '.join(camp.space.elements)}), "
         f"{cfg.structure.prototype} {cfg.structure.n_atoms} atoms, calculator {cfg.calculator.name}, "

@@ -400,10 +400,20 @@ def parse_config(data: Any, source: str = "campaign") -> CampaignConfig:
     return cfg
 
 
-def load_config(path: str | Path, store: str | None = None) -> CampaignConfig:
-    """Read and fully check a campaign file (optionally overriding its store)."""
+def load_config(path: str | Path, store: str | None = None, executor: dict | None = None) -> CampaignConfig:
+    """Read and fully check a campaign file (optionally overriding its store or executor settings).
+
+    An executor override of another ``type`` than the file's replaces the
+    file's executor settings (keeping ``walltime``); of the same type, it
+    updates them.
+    """
     path = Path(path)
     data = read_yaml(path)
     if store is not None and isinstance(data, dict):
         data = {**data, "store": store}
+    if executor and isinstance(data, dict):
+        old = data.get("executor") if isinstance(data.get("executor"), dict) else {}
+        if old.get("type", "local") != executor.get("type", old.get("type", "local")):
+            old = {k: v for k, v in old.items() if k == "walltime"}
+        data = {**data, "executor": {**old, **executor}}
     return parse_config(data, str(path))

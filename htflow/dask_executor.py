@@ -77,24 +77,31 @@ def load_cluster_file(path: str | Path) -> ClusterFile:
         spec = ClusterFile.model_validate(data)
     except ValidationError as exc:
         raise InputError(format_validation_error(exc, str(path))) from None
-    if spec.type != "local":
-        import inspect
+    import inspect
 
+    if spec.type == "local":
+        import distributed
+
+        allowed = set()
+        for klass in (distributed.LocalCluster, distributed.Nanny, distributed.Worker):  # worker_kwargs
+            allowed |= set(inspect.signature(klass.__init__).parameters)
+        name = "LocalCluster"
+    else:
         import dask_jobqueue
 
         cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[spec.type])
-        allowed = set()
-        for klass in cls.job_cls.__mro__:
+        allowed = {"scheduler_options"}
+        for klass in (*cls.job_cls.__mro__, cls):
             if klass.__init__ is not object.__init__:
                 allowed |= set(inspect.signature(klass.__init__).parameters)
-        allowed |= set(inspect.signature(cls.__init__).parameters) | {"scheduler_options"}
-        allowed -= {"self", "args", "kwargs", "name", "scheduler", "config_name"}
-        unknown = sorted(set(spec.jobqueue) - allowed)
-        if unknown:
-            raise InputError(
-                f"{path}: jobqueue: unknown setting(s) {', '.join(unknown)} for {cls.__name__}; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
+        name = cls.__name__
+    allowed -= {"self", "args", "kwargs", "worker_kwargs", "name", "scheduler", "config_name"}
+    unknown = sorted(set(spec.jobqueue) - allowed)
+    if unknown:
+        raise InputError(
+            f"{path}: jobqueue: unknown setting(s) {', '.join(unknown)} for {name}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
     return spec
 
 
@@ -182,6 +189,7 @@ class DaskExecutor:
                 spec = self.cluster_file
                 cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[spec.type])
                 cluster = cls(**spec.jobqueue)
+                self.threads_per_worker = max(1, cluster._dummy_job.worker_process_threads)
                 if spec.adapt is not None:
                     cluster.adapt(minimum_jobs=spec.adapt.minimum_jobs, maximum_jobs=spec.adapt.maximum_jobs)
                 else:
@@ -196,6 +204,7 @@ class DaskExecutor:
                 kwargs.setdefault("processes", True)
                 kwargs.setdefault("dashboard_address", ":0")
                 kwargs.setdefault("silence_logs", logging.ERROR)
+                self.threads_per_worker = kwargs["threads_per_worker"]
                 cluster = distributed.LocalCluster(**kwargs)
                 self._own.append(cluster)
                 client = distributed.Client(cluster)

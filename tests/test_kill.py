@@ -9,6 +9,7 @@ import sys
 import time
 
 import orjson
+import psutil
 import pytest
 from conftest import htflow_env, write_yaml
 
@@ -37,10 +38,11 @@ def _statuses(db) -> list[str]:
         con.close()
 
 
-@pytest.mark.parametrize("kill_after", [1, 5])
-def test_sigkill_mid_round_then_resume(kill_after, small_campaign, tmp_path):
+@pytest.mark.parametrize(("kill_after", "executor"), [(1, "local"), (5, "local"), (3, "dask")])
+def test_sigkill_mid_round_then_resume(kill_after, executor, small_campaign, tmp_path):
     cfg = dict(small_campaign)
     cfg["search"] = {"sampler": "sobol", "batch_size": 4, "budget": 9, "seed": 1}
+    cfg["executor"] = {"type": executor, **({"workers": 2} if executor == "dask" else {})}
     file = write_yaml(tmp_path / "c.yaml", cfg)
     db = tmp_path / "htflow-data" / "htflow.sqlite"
     cmd = [sys.executable, "-m", "htflow.cli", "run", str(file), "--quiet"]
@@ -52,8 +54,13 @@ def test_sigkill_mid_round_then_resume(kill_after, small_campaign, tmp_path):
         if time.time() > deadline:
             pytest.fail("the campaign made no progress in 300 s")
         time.sleep(0.05)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    if executor == "dask":
+        assert len(workers) >= 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=60)  # Dask workers notice their parent is gone
+    assert not alive, f"worker processes outlived the killed driver: {alive}"
     before = _results(db)
     assert 0 < len(before) < 9
     assert any(s in ("proposed", "running") for s in _statuses(db)), "killed mid-round"

@@ -1,0 +1,97 @@
+"""dask-jobqueue end to end: a SLURM cluster file, with sbatch/scancel replaced by local stand-ins.
+
+The stand-in ``sbatch`` runs the job script dask-jobqueue wrote (``#SBATCH``
+header, prologue, ``python -m distributed.cli.dask_worker ...``) as a local
+process group and prints a job id; ``scancel`` kills that group. Everything
+else — the SLURMCluster, its scheduler, scaling, the workers connecting back —
+is the real thing.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from flowlib import add
+
+from htflow.dask_executor import DaskExecutor, load_cluster_file
+from htflow.engine import scratch_store
+from htflow.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+SBATCH = """#!/usr/bin/env bash
+set -e
+script="${@: -1}"
+copy="$FAKE_QUEUE/job-$(date +%s%N).sh"
+cp "$script" "$copy"
+echo "$@" > "$copy.args"
+setsid bash "$copy" > "$copy.log" 2>&1 < /dev/null &
+echo "Submitted batch job $!"
+"""
+SCANCEL = """#!/usr/bin/env bash
+for id in "$@"; do kill -- "-$id" 2>/dev/null || true; done
+"""
+
+
+def _fake_slurm(tmp_path, monkeypatch) -> Path:
+    bin_ = tmp_path / "fakebin"
+    queue = tmp_path / "queue"
+    bin_.mkdir()
+    queue.mkdir()
+    for name, text in (("sbatch", SBATCH), ("scancel", SCANCEL)):
+        path = bin_ / name
+        path.write_text(text)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_QUEUE", str(queue))
+    return queue
+
+
+def test_templates_are_valid():
+    for name in ("slurm", "pbs", "local"):
+        spec = load_cluster_file(ROOT / "cluster" / f"{name}.yaml")
+        assert spec.type == name
+
+
+def test_unknown_jobqueue_setting_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"type": "slurm", "jobqueue": {"cores": 2, "qeueu": "x"}}))
+    with pytest.raises(InputError, match=r"unknown setting\(s\) qeueu for SLURMCluster; allowed: .*queue"):
+        load_cluster_file(path)
+    path.write_text(yaml.safe_dump({"type": "lsf"}))
+    with pytest.raises(InputError, match="type"):
+        load_cluster_file(path)
+
+
+def test_slurm_cluster_file_runs_flows(tmp_path, monkeypatch):
+    queue = _fake_slurm(tmp_path, monkeypatch)
+    cluster = tmp_path / "slurm.yaml"
+    cluster.write_text(yaml.safe_dump({
+        "type": "slurm",
+        "jobqueue": {
+            "queue": "debug", "cores": 2, "processes": 2, "memory": "2GB", "walltime": "00:10:00",
+            "python": sys.executable, "local_directory": str(tmp_path / "scratch"),
+            "job_script_prologue": [f"export PYTHONPATH={ROOT}:{ROOT / 'tests'}"],
+            "scheduler_options": {"host": "127.0.0.1"},
+        },
+        "jobs": 1,
+    }))
+    lines = []
+    ex = DaskExecutor(cluster=cluster, announce=lines.append)
+    try:
+        results = list(ex.run_units([(str(i), add(i, 1), {}) for i in range(50)], scratch_store()))
+    finally:
+        ex.close()
+    assert sorted(r.output for r in results) == list(range(1, 51))
+    assert any("slurm cluster" in line and "dashboard" in line for line in lines)
+    [script] = [p for p in queue.glob("job-*.sh")]
+    text = script.read_text()
+    assert "#SBATCH -p debug" in text and "#SBATCH -t 00:10:00" in text
+    assert "--nworkers 2" in text and "--nthreads 1" in text
+    assert ex.threads_per_worker == 1
