@@ -117,7 +117,7 @@ class Campaign:
         )
         self.calculator = get_calculator(config.calculator.name)
         self.generator = get_generator(config.search.sampler, config.search.surrogate)
-        self.executor = get_executor(config.executor, announce)
+        self.executor = get_executor(config.executor, announce, tag=config.name)
         self.maker = EvaluationMaker(relax_maker=self.calculator.relax_maker(config.calculator))
         self.name = config.name
         self.objective = config.objective

@@ -27,6 +27,14 @@ app = typer.Typer(
     add_completion=False,
 )
 
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", help="Where evaluations run: local (this process), dask, fireworks.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", min=1, help="Dask: worker processes of a local cluster (default: one per core).")]
+ClusterOpt = Annotated[Path | None, typer.Option(
+    "--cluster", help="Dask: a cluster file, e.g. cluster/slurm.yaml (implies --executor dask).")]
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", help="Dask: a running scheduler, tcp://host:8786 (implies --executor dask).")]
 StoreOpt = Annotated[
     str | None,
     typer.Option(
@@ -162,14 +170,10 @@ class _Progress:
 def run(
     file: Annotated[Path, typer.Argument(help="Campaign file (YAML), e.g. workflows/demo.yaml.")],
     store: StoreOpt = None,
-    executor: Annotated[str | None, typer.Option(
-        "--executor", help="Where evaluations run: local (this process), dask, fireworks.")] = None,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", min=1, help="Dask: worker processes of the local cluster (default: one per core).")] = None,
-    cluster: Annotated[Path | None, typer.Option(
-        "--cluster", help="Dask: a cluster file, e.g. cluster/slurm.yaml (implies --executor dask).")] = None,
-    address: Annotated[str | None, typer.Option(
-        "--address", help="Dask: a running scheduler, tcp://host:8786 (implies --executor dask).")] = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = None,
+    cluster: ClusterOpt = None,
+    address: AddressOpt = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Rows in the final table.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:

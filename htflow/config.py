@@ -146,6 +146,9 @@ class ExecutorConfig(_Strict):
                 used = sorted(n for n in names if n in self.model_fields_set)
                 if used:
                     raise ValueError(f"{', '.join(used)} only apply to type {kind}, not {self.type}")
+        if self.type == "fireworks" and self.walltime is not None:
+            raise ValueError("walltime does not apply to type fireworks: set the queue's walltime in "
+                             "my_qadapter.yaml (and custodian's for DFT)")
         if self.address and self.cluster:
             raise ValueError("give either address (a running scheduler) or cluster (a cluster file), "
                              "not both")

@@ -112,7 +112,7 @@ def to_outcome(res: Any, meta: dict) -> Outcome:
     return Outcome(res.key, None if error else output, error, res.seconds, meta)
 
 
-def get_executor(config: Any = None, announce: Any = None) -> Executor:
+def get_executor(config: Any = None, announce: Any = None, tag: str = "") -> Executor:
     """The executor an ``ExecutorConfig`` (or ``None``: in-process) describes."""
     kind = getattr(config, "type", "local")
     if kind == "local":
@@ -128,6 +128,6 @@ def get_executor(config: Any = None, announce: Any = None) -> Executor:
     if kind == "fireworks":
         from htflow.fireworks import FireWorksExecutor
 
-        return FireWorksExecutor(launchpad=config.launchpad, walltime=config.walltime,
-                                 poll_seconds=config.poll_seconds, rlaunch=config.rlaunch, announce=announce)
+        return FireWorksExecutor(launchpad=config.launchpad, poll_seconds=config.poll_seconds,
+                                 rlaunch=config.rlaunch, announce=announce, tag=tag)
     raise ValueError(f"unknown executor type {kind!r}")

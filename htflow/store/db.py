@@ -84,7 +84,7 @@ def make_store(cfg: StoreConfig, collection: str, key: str) -> Store:
     if cfg.backend == "embedded":
         from htflow.store.sqlite import SQLiteStore
 
-        return SQLiteStore(Path(cfg.path) / DB_FILE, collection, key=key)
+        return SQLiteStore(Path(cfg.path).resolve() / DB_FILE, collection, key=key)
     if cfg.backend == "mongodb":
         from maggma.stores import MongoURIStore
 
