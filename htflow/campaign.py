@@ -69,8 +69,8 @@ def _with_defaults(stored: dict) -> dict:
     so a campaign started by an older htflow still resumes."""
     from pydantic import ValidationError
 
-    try:
-        return CampaignConfig.model_validate(stored).model_dump(mode="json")
+    try:  # the executor may change on resume, and its files may have moved: not re-checked
+        return CampaignConfig.model_validate({**stored, "executor": {}}).model_dump(mode="json")
     except ValidationError:
         return stored
 

@@ -129,11 +129,24 @@ class ExecutorConfig(_Strict):
     address: Annotated[str, Field(pattern=r"^(tcp|tls|ucx|inproc|ws|wss)://\S+$")] | None = None
     cluster: str | None = None
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
-    pack: Literal["auto"] | Annotated[int, Field(ge=1, le=100_000)] = "auto"
+    pack: Any = "auto"
     # fireworks
     launchpad: str | None = None
     poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     rlaunch: bool = False
+
+    @field_validator("pack")
+    @classmethod
+    def _pack(cls, value: Any) -> str | int:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "auto" or (whole and 1 <= value <= 100_000):
+            return value
+        raise ValueError(f"pack is 'auto' or a number of flows per Dask task (1 to 100000), got {value!r}")
+
+    @field_validator("cluster", "launchpad")
+    @classmethod
+    def _expand_home(cls, value: str | None) -> str | None:
+        return None if value is None else str(Path(value).expanduser())
 
     @model_validator(mode="after")
     def _fields_match_type(self) -> ExecutorConfig:
@@ -143,7 +156,8 @@ class ExecutorConfig(_Strict):
         }
         for kind, names in own.items():
             if self.type != kind:
-                used = sorted(n for n in names if n in self.model_fields_set)
+                used = sorted(n for n in names  # a stored (dumped) config holds every field at its default
+                              if getattr(self, n) != type(self).model_fields[n].get_default())
                 if used:
                     raise ValueError(f"{', '.join(used)} only apply to type {kind}, not {self.type}")
         if self.type == "fireworks" and self.walltime is not None:

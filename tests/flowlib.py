@@ -98,3 +98,27 @@ def semantics_flows() -> list[Flow]:
     f2 = add(f.output, 1)
     flows.append(Flow([f, f2], output=f2.output, name="failure"))
     return flows
+
+
+@job
+def make_dict(x):
+    return {"k": x, "nested": {"v": [x, x + 1]}}
+
+
+@job
+def gather(mapping, items, scale=1, structure=None):
+    """Arguments holding references inside dicts, lists and attribute paths."""
+    total = mapping["a"] + sum(items) * scale
+    return {"total": total, "n_sites": len(structure) if structure is not None else None}
+
+
+def nested_reference_flow() -> Flow:
+    from pymatgen.core import Lattice, Structure
+
+    a = make_dict(2)
+    b = add(a.output["k"], 3)
+    c = gather({"a": a.output["nested"]["v"][1], "b": "text"}, [b.output, a.output["k"], 4],
+               scale=b.output,
+               structure=Structure(Lattice.cubic(3), ["Cu"], [[0, 0, 0]]))  # an MSONable: jobflow resolves
+    d = gather({"a": b.output}, (c.output["total"], 1))
+    return Flow([a, b, c, d], output={"c": c.output, "d": d.output}, name="nested")

@@ -90,7 +90,17 @@ CASES = [
     ("unknown-top-key", "bugdet", 10, ["bugdet", "unknown key", "allowed keys here"]),
     ("unknown-nested-key", "search.bugdet", 10, ["search.bugdet", "did you mean 'budget'"]),
     ("bad-name", "name", "my campaign!", ["name", "should match pattern"]),
-    ("unknown-executor", "executor", {"type": "slurm"}, ["executor.type", "'local'"]),
+    ("unknown-executor", "executor", {"type": "slurm"}, ["executor.type", "'local', 'dask' or 'fireworks'"]),
+    ("workers-without-dask", "executor", {"workers": 4}, ["executor", "workers only apply to type dask, not local"]),
+    ("workers-zero", "executor", {"type": "dask", "workers": 0}, ["executor.workers", "greater than or equal to 1"]),
+    ("address-and-cluster", "executor", {"type": "dask", "address": "tcp://h:8786", "cluster": "c.yaml"},
+     ["executor", "either address", "or cluster"]),
+    ("bad-address", "executor", {"type": "dask", "address": "h:8786"}, ["executor.address", "tcp|tls"]),
+    ("missing-cluster-file", "executor", {"type": "dask", "cluster": "nope.yaml"},
+     ["cluster file nope.yaml does not exist", "cluster/"]),
+    ("walltime-zero", "executor", {"walltime": 0}, ["executor.walltime", "greater than 0"]),
+    ("walltime-fireworks", "executor", {"type": "fireworks", "walltime": 60}, ["walltime does not apply", "my_qadapter"]),
+    ("pack-typo", "executor", {"type": "dask", "pack": "atuo"}, ["executor.pack", "'auto' or a number", "'atuo'"]),
     ("bad-store-scheme", "store", "mysql://db/x", ["store", "unsupported URI scheme 'mysql'", "mongodb://"]),
     ("bad-mongodb-uri", "store", "mongodb://user:secret@host:notaport", ["store.uri", "not a valid MongoDB URI"]),
     ("store-backend-typo", "store", {"backend": "mongo"}, ["store.backend", "'embedded', 'mongodb' or 'memory'"]),
@@ -153,6 +163,22 @@ def test_store_path_is_a_file(small_campaign, tmp_path, capsys):
     file = write_yaml(tmp_path / "c.yaml", {**small_campaign, "store": "data"})
     code, _, err = _run(["run", str(file)], capsys)
     assert code == 2 and "store.path" in err and "not a folder" in err
+
+
+def test_bad_cluster_file(small_campaign, tmp_path, capsys):
+    cluster = write_yaml(tmp_path / "slurm.yaml", {"type": "slurm", "jobqueue": {"cores": 4, "quue": "x"}})
+    file = write_yaml(tmp_path / "c.yaml", {**small_campaign, "executor": {"type": "dask", "cluster": str(cluster)}})
+    code, _out, err = _run(["run", str(file)], capsys)
+    assert code == 2
+    assert "unknown setting(s) quue for SLURMCluster" in err and "queue" in err and "Traceback" not in err
+    assert not (tmp_path / "htflow-data").exists()
+    code, _out, err = _run(["run", str(small_campaign_file(small_campaign, tmp_path)), "--cluster", "nope.yaml"],
+                           capsys)
+    assert code == 2 and "cluster file nope.yaml does not exist" in err
+
+
+def small_campaign_file(cfg: dict, tmp_path: Path) -> Path:
+    return write_yaml(tmp_path / "plain.yaml", cfg)
 
 
 @pytest.mark.parametrize(

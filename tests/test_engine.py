@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from flowlib import add, semantics_flows, spin
+from flowlib import add, nested_reference_flow, semantics_flows, spin
 from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 
@@ -55,6 +55,20 @@ def test_run_unit_writes_what_run_locally_writes(which):
         assert res.output == expected[flow.name]
     if flow.name == "failure":
         assert "ValueError: bad input 3" in res.error
+
+
+def test_references_inside_containers_and_attributes_resolve_as_in_jobflow():
+    flow = nested_reference_flow()
+    twin = copy.deepcopy(flow)
+    reference = JobStore(MemoryStore())
+    run_locally(twin, store=reference, log=False, ensure_success=True)
+    res = run_unit("k", flow)
+    assert res.ok, res.error
+    assert res.output == {"c": {"total": 3 + (5 + 2 + 4) * 5, "n_sites": 1}, "d": {"total": 5 + 58 + 1, "n_sites": None}}
+    ours = JobStore(MemoryStore())
+    ours.connect()
+    write_documents(ours, res.docs)
+    assert _outputs(ours) == _outputs(reference)
 
 
 def test_names_and_hosts_kept():
@@ -112,3 +126,10 @@ def test_docstore_queries_like_mongo():
     assert store.count() == 2
     js = scratch_store(("data",))
     assert set(js.additional_stores) == {"data"}
+
+
+def test_a_reference_outside_the_flow_is_a_failed_job():
+    outside = add(1, 1)
+    inner = add(outside.output, 1)
+    res = run_unit("k", Flow([inner], output=inner.output))
+    assert not res.ok and "Could not resolve reference" in res.error
