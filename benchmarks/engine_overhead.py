@@ -125,6 +125,7 @@ def bench_client_map(client, n: int, chains: bool) -> dict:
 
 
 def bench_pool(pool, n: int) -> dict:
+    """The floor: 64 chunks of plain function calls, no jobflow, no scheduler."""
     t0 = time.perf_counter()
     outs = list(pool.map(plain_add, [(i, 1) for i in range(n)], chunksize=max(1, n // 64)))
     wall = time.perf_counter() - t0
@@ -144,8 +145,11 @@ def overhead(args) -> list[str]:
     client = ex.start()
     start_s = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp())
-    # warm the workers' imports so the first size is not charged for them
-    list(ex.run_units(make_units(200, False), __import__("htflow.engine").engine.scratch_store()))
+    # warm the workers' imports (jobflow, networkx for flows) so the first size is not charged for them
+    from htflow.engine import scratch_store
+
+    for chains in (False, True):
+        list(ex.run_units(make_units(200, chains), scratch_store()))
 
     def row(engine: str, kind: str, n: int, r: dict) -> None:
         ms = r["wall"] / n * 1e3
@@ -170,7 +174,7 @@ def overhead(args) -> list[str]:
     with ProcessPoolExecutor(args.workers) as pool:
         list(pool.map(plain_add, [(0, 1)] * 100))
         for n in sizes:
-            row("ProcessPoolExecutor.map", "independent", n, bench_pool(pool, n))
+            row("ProcessPoolExecutor.map (64 chunks)", "independent", n, bench_pool(pool, n))
     head = [
         f"cluster start-up: {start_s:.1f} s ({args.workers} workers)",
         "",

@@ -158,6 +158,7 @@ class DaskExecutor:
         self._client = client
         self._own: list[Any] = []
         self.seconds_per_unit: float | None = None
+        self._fresh = True
         self.tasks_submitted = 0
 
     # -- lifecycle --------------------------------------------------------------------
@@ -170,6 +171,9 @@ class DaskExecutor:
             # one task per thread on a worker: when a worker dies, only the task it was running is
             # suspected (with the default 1.1 a queued neighbour shares the blame)
             "distributed.scheduler.worker-saturation": 1.0,
+            # the worker's sampling profiler walks the running thread's stack every 10 ms: it made
+            # EMT relaxations (pure Python between numpy calls) 15% slower
+            "distributed.worker.profile.enabled": False,
         }
 
     def start(self) -> Any:
@@ -252,11 +256,14 @@ class DaskExecutor:
         return max(1, min(size, fair, MAX_PACK))
 
     def _learn(self, results: list[UnitResult]) -> None:
+        """Update the seconds-per-flow estimate; a call's first results replace what an earlier
+        call (perhaps of other flows) left."""
         if not results:
             return
         per = sum(r.seconds for r in results) / len(results)
-        old = self.seconds_per_unit
+        old = None if self._fresh else self.seconds_per_unit
         self.seconds_per_unit = per if old is None else 0.5 * old + 0.5 * per
+        self._fresh = False
 
     # -- running ----------------------------------------------------------------------
     def run_units(self, units: list[tuple[str, Any, dict]], store: JobStore) -> Iterator[UnitResult]:
@@ -264,10 +271,10 @@ class DaskExecutor:
         import distributed
 
         client = self.start()
+        self._fresh = True
         extra = tuple(store.additional_stores)
         queue = deque(units)
         meta = {key: m for key, _, m in units}
-        attempts: dict[str, int] = {}
         threads = self.nthreads()
         window = 2 * threads
         pending = distributed.as_completed()
@@ -294,32 +301,28 @@ class DaskExecutor:
                 try:
                     results = fut.result()
                 except distributed.KilledWorker:
-                    results = self._killed(pack, attempts, submit)
+                    results = self._killed(pack, submit)
                 except Exception as exc:  # the task itself could not run (unpicklable flow, ...)
                     results = [UnitResult(k, None, f"{type(exc).__name__}: {exc}", 0.0) for k, _, _ in pack]
                 finally:
                     fut.release()
-                done = [r for r in results if r.docs or r.error]
-                self._learn([r for r in done if r.ok])
-                for res in done:
+                self._learn([r for r in results if r.ok])
+                for res in results:
                     write_documents(store, res.docs)
                     res.meta = meta.pop(res.key, {})
-                    res.attempts = attempts.get(res.key, 0) + 1
                     yield res
                 refill()
         finally:
             for fut in list(pending.futures):
                 fut.cancel()
 
-    def _killed(self, pack: list, attempts: dict[str, int], submit: Callable) -> list[UnitResult]:
+    def _killed(self, pack: list, submit: Callable) -> list[UnitResult]:
         """A pack killed its workers ``max_attempts`` times: split it, or fail the single flow."""
         if len(pack) > 1:
             for unit in pack:  # find the culprit: its neighbours get a clean start
                 submit([unit])
             return []
-        key = pack[0][0]
-        attempts[key] = self.max_attempts - 1
-        return [UnitResult(key, None,
+        return [UnitResult(pack[0][0], None,
                            f"WorkerDied: the worker running this flow died {self.max_attempts} time(s) "
                            f"(executor.max_attempts = {self.max_attempts})", 0.0)]
 

@@ -283,7 +283,6 @@ class UnitResult:
     seconds: float
     docs: dict[str, list[dict]] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
-    attempts: int = 1
 
     @property
     def ok(self) -> bool:

@@ -29,10 +29,21 @@ THREAD_VARS = (
 )
 
 
+_PINNED: set[int] = set()
+
+
 def pin_threads(n: int = 1) -> None:
-    """Limit BLAS/OpenMP threads of this process (EMT ran 8-14x slower oversubscribed)."""
+    """Limit BLAS/OpenMP threads of this process (EMT ran 8-14x slower oversubscribed).
+
+    The environment variables cover libraries loaded later; threadpoolctl
+    limits the pools already loaded, once per process (a call scans every
+    loaded library: ~10 ms with atomate2 imported).
+    """
     for var in THREAD_VARS:
         os.environ.setdefault(var, str(n))
+    if n in _PINNED:
+        return
+    _PINNED.add(n)
     try:
         from threadpoolctl import threadpool_limits
 
