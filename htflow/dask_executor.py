@@ -22,8 +22,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -209,12 +212,15 @@ class DaskExecutor:
                 kwargs.setdefault("dashboard_address", ":0")
                 kwargs.setdefault("silence_logs", logging.ERROR)
                 self.threads_per_worker = kwargs["threads_per_worker"]
-                cluster = distributed.LocalCluster(**kwargs)
+                with _sigint_ignored():  # workers start with Ctrl-C ignored (inherited through exec)
+                    cluster = distributed.LocalCluster(**kwargs)
                 self._own.append(cluster)
                 client = distributed.Client(cluster)
                 where = (f"local cluster of {kwargs['n_workers']} worker(s) x "
                          f"{kwargs['threads_per_worker']} thread(s)")
-        client.register_plugin(_PinThreads(self.threads_per_worker), name="htflow-pin-threads")
+        local = not self.address and not (self.cluster_file and self.cluster_file.type != "local")
+        plugin = _WorkerSetup(self.threads_per_worker, ignore_sigint=local)
+        client.register_plugin(plugin, name="htflow-setup")
         self._own.insert(0, client)
         self._client = client
         link = client.dashboard_link if _has_dashboard(client) else "no dashboard (install bokeh)"
@@ -347,15 +353,38 @@ def _has_dashboard(client: Any) -> bool:
     return bool(client.dashboard_link)
 
 
-class _PinThreads(WorkerPlugin):
-    """Worker plugin: limit BLAS/OpenMP/torch thread pools to the worker's threads."""
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while child processes are spawned (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+class _WorkerSetup(WorkerPlugin):
+    """Worker plugin: limit BLAS/OpenMP/torch thread pools to the worker's threads; for workers of a
+    LocalCluster, leave Ctrl-C to the driver.
+
+    A terminal's Ctrl-C reaches every process of its foreground group, local
+    workers included; each then printed a KeyboardInterrupt traceback while
+    the driver was already shutting them down. Workers restarted after a
+    death get this plugin too.
+    """
 
     idempotent = True
 
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, ignore_sigint: bool = False):
         self.threads = threads
+        self.ignore_sigint = ignore_sigint
 
     def setup(self, worker: Any) -> None:
+        if self.ignore_sigint and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         pin_threads(self.threads)
         try:  # torch keeps its own pool
             import sys

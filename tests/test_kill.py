@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -80,13 +81,21 @@ def test_sigkill_mid_round_then_resume(kill_after, executor, small_campaign, tmp
     assert set(_statuses(db)) == {"done"}
 
 
-def test_ctrl_c_stops_cleanly_and_says_how_to_continue(small_campaign, tmp_path):
-    file = write_yaml(tmp_path / "c.yaml", {**small_campaign, "search": {"budget": 9, "batch_size": 3}})
+def _terminal_child() -> None:
+    """As a command started in a terminal: its own foreground process group, Ctrl-C not ignored."""
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_ctrl_c_stops_cleanly_and_says_how_to_continue(executor, small_campaign, tmp_path):
+    cfg = {**small_campaign, "search": {"budget": 9, "batch_size": 3},
+           "executor": {"type": executor, **({"workers": 2} if executor == "dask" else {})}}
+    file = write_yaml(tmp_path / "c.yaml", cfg)
     db = tmp_path / "htflow-data" / "htflow.sqlite"
     proc = subprocess.Popen(
         [sys.executable, "-m", "htflow.cli", "run", str(file), "--quiet"], cwd=tmp_path, env=htflow_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_child,
     )  # fmt: skip
     deadline = time.time() + 300
     while len(_results(db)) < 1:
@@ -94,8 +103,11 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_continue(small_campaign, tmp_path)
         if time.time() > deadline:
             pytest.fail("the campaign made no progress in 300 s")
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole group, Dask workers too
+    out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "interrupted" in err and "run the same command to continue" in err
-    assert "Traceback" not in err
+    assert "Traceback" not in err + out and "KeyboardInterrupt" not in err + out
+    _, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive
