@@ -24,9 +24,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def executor():
-    ex = DaskExecutor(workers=2, threads_per_worker=1, max_attempts=2, announce=lambda line: None)
-    ex.start()
+def executor(tmp_path_factory):
+    """Two workers, started in a folder of their own (workers keep the cwd they start in)."""
+    here = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("workers"))
+    try:
+        ex = DaskExecutor(workers=2, threads_per_worker=1, max_attempts=2, announce=lambda line: None)
+        ex.start()
+    finally:
+        os.chdir(here)
     yield ex
     ex.close()
 
@@ -73,6 +79,9 @@ def test_jobflow_semantics_on_workers(executor):
     assert store.count({"name": "store_inputs"}) >= 1  # the replacement flow's jobs were stored
 
 
+QUIET = {"final_atoms_object_file": None}  # atomate2 would append every structure to ./final_atoms_object.xyz
+
+
 def test_atomate2_elastic_flow_equals_run_locally(executor):
     from ase.build import bulk
     from atomate2.ase.jobs import EmtRelaxMaker
@@ -82,8 +91,9 @@ def test_atomate2_elastic_flow_equals_run_locally(executor):
     @dataclass
     class EmtElasticMaker(BaseElasticMaker):  # atomate2's elastic workflow with EMT makers
         name: str = "EMT elastic"
-        bulk_relax_maker: object = field(default_factory=lambda: EmtRelaxMaker(relax_cell=True))
-        elastic_relax_maker: object = field(default_factory=lambda: EmtRelaxMaker(relax_cell=False))
+        bulk_relax_maker: object = field(default_factory=lambda: EmtRelaxMaker(relax_cell=True, relax_kwargs=QUIET))
+        elastic_relax_maker: object = field(default_factory=lambda: EmtRelaxMaker(relax_cell=False,
+                                                                                  relax_kwargs=QUIET))
 
         @property
         def prev_calc_dir_argname(self):
