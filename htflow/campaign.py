@@ -19,7 +19,7 @@ from pymatgen.core import Composition
 
 from htflow.calculators import get_calculator
 from htflow.config import CampaignConfig
-from htflow.errors import InputError
+from htflow.errors import CampaignError, InputError
 from htflow.executors import EvalTask, Outcome, get_executor
 from htflow.flows import EvaluationMaker
 from htflow.generators import ProposalContext, get_generator
@@ -44,9 +44,6 @@ def _round_model_info(report: dict) -> dict:
             out[k] = report[k]
     return out
 
-
-class CampaignError(RuntimeError):
-    """The campaign cannot go on (not a bad input: e.g. a reference calculation failed)."""
 
 
 def _now() -> datetime:

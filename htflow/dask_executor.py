@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import threading
 import time
@@ -39,7 +40,7 @@ from jobflow import JobStore
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from htflow.engine import UnitResult, run_pack, write_documents
-from htflow.errors import InputError
+from htflow.errors import CampaignError, InputError
 from htflow.executors import THREAD_VARS, EvalTask, Outcome, pin_threads, to_outcome
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,8 @@ class DaskExecutor:
         Called with one line when the cluster starts (its dashboard address).
     """
 
+    connect_timeout = 20  # seconds to reach a scheduler given by address
+
     def __init__(
         self,
         workers: int | None = None,
@@ -188,13 +191,21 @@ class DaskExecutor:
 
         with dask.config.set(self._config()):
             if self.address:
-                client = distributed.Client(self.address)
+                try:
+                    client = distributed.Client(self.address, timeout=f"{self.connect_timeout}s")
+                except OSError as exc:
+                    raise CampaignError(f"cannot reach the Dask scheduler at {self.address} ({exc}); "
+                                        "is `dask scheduler` running there?") from None
                 where = f"scheduler {self.address}"
             elif self.cluster_file and self.cluster_file.type != "local":
                 import dask_jobqueue
 
                 spec = self.cluster_file
                 cls = getattr(dask_jobqueue, JOBQUEUE_CLASSES[spec.type])
+                submit = cls.job_cls.submit_command
+                if shutil.which(submit) is None:
+                    raise CampaignError(f"{self.cluster_path} is a {spec.type} cluster but `{submit}` is not "
+                                        "on PATH: run htflow on the cluster's login node")
                 cluster = cls(**spec.jobqueue)
                 self.threads_per_worker = max(1, cluster._dummy_job.worker_process_threads)
                 if spec.adapt is not None:

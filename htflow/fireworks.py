@@ -34,7 +34,7 @@ from typing import Any
 from jobflow import JobStore
 
 from htflow.engine import summarise_error
-from htflow.errors import InputError
+from htflow.errors import CampaignError, InputError
 from htflow.executors import EvalTask, Outcome
 
 logger = logging.getLogger(__name__)
@@ -99,8 +99,15 @@ class FireWorksExecutor:
         if self._lpad is None:
             self._lpad = load_launchpad(self._launchpad_spec)
         lpad = self._lpad
-        if lpad.fw_id_assigner.count_documents({}) == 0:  # a new database: set the id counters, as
-            lpad.fw_id_assigner.insert_one({"next_fw_id": 1, "next_launch_id": 1})  # `lpad reset` would
+        try:
+            empty = lpad.fw_id_assigner.count_documents({}) == 0
+        except Exception as exc:
+            host = re.sub(r"//[^@/]*@", "//***@", str(lpad.host))
+            raise CampaignError(f"cannot reach the FireWorks LaunchPad at {host}/{lpad.name} "
+                                f"({type(exc).__name__}); check executor.launchpad and that MongoDB "
+                                "is up") from None
+        if empty:  # a new database: set the id counters, as `lpad reset` would
+            lpad.fw_id_assigner.insert_one({"next_fw_id": 1, "next_launch_id": 1})
         return lpad
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from flowlib import add
 
 from htflow.dask_executor import DaskExecutor, load_cluster_file
 from htflow.engine import scratch_store
-from htflow.errors import InputError
+from htflow.errors import CampaignError, InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -95,3 +95,13 @@ def test_slurm_cluster_file_runs_flows(tmp_path, monkeypatch):
     assert "#SBATCH -p debug" in text and "#SBATCH -t 00:10:00" in text
     assert "--nworkers 2" in text and "--nthreads 1" in text
     assert ex.threads_per_worker == 1
+
+
+def test_no_sbatch_or_no_scheduler_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch here
+    with pytest.raises(CampaignError, match=r"slurm cluster but `sbatch` is not on PATH"):
+        DaskExecutor(cluster=ROOT / "cluster" / "slurm.yaml").start()
+    ex = DaskExecutor(address="tcp://127.0.0.1:9")
+    ex.connect_timeout = 1
+    with pytest.raises(CampaignError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        ex.start()

@@ -131,8 +131,8 @@ class CampaignDB:
     def close(self) -> None:
         """Disconnect every collection (when the outermost user is done)."""
         self._depth = max(0, self._depth - 1)
-        if self._depth:
-            return
+        if self._depth or self.cfg.backend == "memory":  # closing a memory store loses it, and a
+            return  # mongomock client cannot be reopened: it lives as long as this object
         for store in self.stores.values():
             with contextlib.suppress(Exception):
                 store.close()
