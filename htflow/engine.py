@@ -371,8 +371,8 @@ def run_unit(key: str, unit: Flow | Job, extra: Iterable[str] = (), walltime: fl
     except Exception:
         error = summarise_error(traceback.format_exc())
     docs = {"docs": store.docs_store.docs()}
-    for name, extra in store.additional_stores.items():
-        docs[name] = extra.docs()
+    for name, blobs in store.additional_stores.items():
+        docs[name] = blobs.docs()
     return UnitResult(key, output, error, time.perf_counter() - start, docs, meta or {})
 
 
