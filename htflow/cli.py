@@ -193,7 +193,7 @@ def run(
         overrides["type"] = "dask"
     cfg = load_config(file, store=store, executor=overrides or None)
     console = _console()
-    camp = Campaign(cfg, announce=lambda line: console.print(line, highlight=False))
+    camp = Campaign(cfg, announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
     console.print(
         f"[bold]{cfg.name}[/]: {len(cfg.space.elements)} elements ({', '.join(camp.space.elements)}), "
         f"{cfg.structure.prototype} {cfg.structure.n_atoms} atoms, calculator {cfg.calculator.name}, "
