@@ -287,6 +287,37 @@ def status(
         console.print(best_table(best, obj["name"], f"best {len(best)} by {obj['name']} ({obj['goal']})"))
 
 
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="Campaign name (see htflow status).")],
+    store: StoreOpt = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Folder for index.html and the PNGs (default: <store>/reports/NAME).")] = None,
+) -> None:
+    """Write a campaign's report: one self-contained HTML page, with its plots also as PNGs.
+
+    Learning curve against random orderings of the same evaluations, the
+    surrogate's cross-validation (parity plot, MAE/RMSE/R² per round), a map
+    of the compositions coloured by the objective, the best results and the
+    failures.
+    """
+    from htflow.campaign import Campaign
+    from htflow.config import CampaignConfig
+    from htflow.report import write_report
+
+    db = _open_db(store)
+    with db:
+        doc = _campaign_doc(db, name)
+    cfg = CampaignConfig.model_validate({**doc["config"], "executor": {}, "store": db.cfg.model_dump()})
+    camp = Campaign(cfg, db=db)
+    if out is None:
+        out = (Path(db.cfg.path) if db.cfg.backend == "embedded" else Path(".")) / "reports" / name
+    with db:
+        index = write_report(camp, out)
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    _console().print(f"report: {index} (plots: {', '.join(pngs) or 'none yet'})")
+
+
 def rounds_table(rounds: list[dict], objective: str):
     """One row per round: what was computed and the best so far."""
     from rich.table import Table
