@@ -318,6 +318,25 @@ def report(
     _console().print(f"report: {index} (plots: {', '.join(pngs) or 'none yet'})")
 
 
+@app.command()
+def build(store: StoreOpt = None) -> None:
+    """Gather every campaign's results into one materials collection (one document per material).
+
+    A material is a composition (as realised) on one prototype and cell; the
+    result of the highest fidelity is kept (DFT over ML potentials over EMT).
+    Reruns only rebuild materials with newer results. Query it with
+    `htflow query --collection materials`.
+    """
+    from htflow.builder import MaterialsBuilder
+
+    db = _open_db(store)
+    with db:
+        builder = MaterialsBuilder(db.results, db.materials)
+        n = builder.build()
+        total = db.materials.count()
+    _console().print(f"materials: {n} built or updated, {total} in all; store {db.location}")
+
+
 def rounds_table(rounds: list[dict], objective: str):
     """One row per round: what was computed and the best so far."""
     from rich.table import Table
@@ -376,7 +395,8 @@ def _query_rows(db, collection: str, filt: dict, fields: list[str] | None, sort:
     except QueryError as exc:
         raise InputError(str(exc)) from None
     if campaign:
-        filt = {"$and": [filt, {"campaign" if collection != "campaigns" else "name": campaign}]}
+        field = {"campaigns": "name", "materials": "seen_in"}.get(collection, "campaign")
+        filt = {"$and": [filt, {field: campaign}]}
     store = db.collection(collection)
     try:
         rows = list(store.query(filt, properties=fields, sort=sort_spec or None, limit=limit))
@@ -434,7 +454,7 @@ def query(
     limit: Annotated[int, typer.Option(min=0, max=1_000_000, help="At most this many (0: all).")] = 20,
     campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
     collection: Annotated[
-        str, typer.Option(help="results, candidates, campaigns or jobs.")
+        str, typer.Option(help="results, candidates, campaigns, jobs or materials (htflow build).")
     ] = "results",
     format: Annotated[Fmt, typer.Option("--format", help="Output format.")] = Fmt.table,
     store: StoreOpt = None,

@@ -26,19 +26,21 @@ if TYPE_CHECKING:
     from htflow.config import StoreConfig
 
 DB_FILE = "htflow.sqlite"
-COLLECTIONS = ("campaigns", "candidates", "results", "jobs", "jobs_data")
+COLLECTIONS = ("campaigns", "candidates", "results", "jobs", "jobs_data", "materials")
 KEYS = {
     "campaigns": "name",
     "candidates": "key",
     "results": "key",
     "jobs": "uuid",
     "jobs_data": "blob_uuid",
+    "materials": "material_id",
 }
 INDEXES = {
     "candidates": ["campaign", "status", "round"],
     "results": ["campaign", "status", "round", "elements", "formation_energy_per_atom",
                 "energy_per_atom", "nelements"],
     "jobs": ["index", "name"],
+    "materials": ["elements", "nelements", "formation_energy_per_atom", "seen_in"],
 }  # fmt: skip
 ENTRY_KEY = ["campaign", "key"]
 
@@ -150,6 +152,11 @@ class CampaignDB:
     @property
     def candidates(self) -> Store:
         return self.stores["candidates"]
+
+    @property
+    def materials(self) -> Store:
+        """One document per material across campaigns (``htflow build``)."""
+        return self.stores["materials"]
 
     @property
     def results(self) -> Store:
