@@ -337,6 +337,20 @@ def build(store: StoreOpt = None) -> None:
     _console().print(f"materials: {n} built or updated, {total} in all; store {db.location}")
 
 
+@app.command()
+def serve(
+    store: StoreOpt = None,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes the store to the network.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+) -> None:
+    """Serve the store read-only over HTTP: /api/campaigns, /api/results?filter=..., /api/materials."""
+    from htflow.server import serve as run_server
+
+    db = _open_db(store)
+    run_server(db.cfg, host=host, port=port, announce=lambda line: _console().print(line, soft_wrap=True))
+
+
 def rounds_table(rounds: list[dict], objective: str):
     """One row per round: what was computed and the best so far."""
     from rich.table import Table
