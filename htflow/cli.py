@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -343,12 +344,20 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 exposes the store to the network.")]
     = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
+    public_url: Annotated[str | None, typer.Option(
+        help="Where clients reach the server, e.g. https://db.example.org behind a proxy "
+             "(OPTIMADE links are absolute). Default: http://HOST:PORT.")] = None,
 ) -> None:
-    """Serve the store read-only over HTTP: /api/campaigns, /api/results?filter=..., /api/materials."""
+    """Serve the store read-only: a dashboard, /api/campaigns, /api/results?filter=... and OPTIMADE."""
     from htflow.server import serve as run_server
 
+    if public_url is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", public_url):
+        from htflow.errors import InputError
+
+        raise InputError(f"--public-url: {public_url!r} is not an http(s) URL such as https://db.example.org")
     db = _open_db(store)
-    run_server(db.cfg, host=host, port=port, announce=lambda line: _console().print(line, soft_wrap=True))
+    run_server(db.cfg, host=host, port=port, public_url=public_url,
+               announce=lambda line: _console().print(line, soft_wrap=True))
 
 
 def rounds_table(rounds: list[dict], objective: str):

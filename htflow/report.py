@@ -226,6 +226,32 @@ def _fmt(v, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
+PLOTS = ("learning-curve", "composition-map", "parity")
+"""The report's plots, by name (``NAME.png``)."""
+
+
+def campaign_plots(camp, doc: dict, results: list[dict], out: Path, only: str | None = None,
+                   pool: list | None = None) -> dict[str, Path | None]:
+    """Write the campaign's plots (or ``only`` one of :data:`PLOTS`) into ``out``; ``None`` where
+    there is not enough data yet."""
+    objective, goal = camp.config.objective.name, camp.config.objective.goal
+    out.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, Path | None] = {}
+    if only in (None, "learning-curve"):
+        pool = pool if pool is not None else pool_values(camp, results, objective)
+        plots["learning-curve.png"] = learning_curve_plot(results, objective, goal,
+                                                          out / "learning-curve.png", pool)
+    if only in (None, "composition-map"):
+        plots["composition-map.png"] = composition_map(results, list(camp.space.elements), objective,
+                                                       out / "composition-map.png")
+    if only in (None, "parity"):
+        rounds = sorted(doc.get("rounds", []), key=lambda r: r["round"])
+        last_cv = next((r["cv"] for r in reversed(rounds) if r.get("cv")), None)
+        plots["parity.png"] = (parity_plot(doc["cv_predictions"], last_cv, objective, out / "parity.png")
+                               if last_cv and doc.get("cv_predictions") else None)
+    return plots
+
+
 def write_report(camp, out: Path) -> Path:
     """``out/index.html`` (self-contained: the PNGs are embedded) plus the PNGs beside it."""
     import base64
@@ -239,14 +265,7 @@ def write_report(camp, out: Path) -> Path:
     rounds = sorted(doc.get("rounds", []), key=lambda r: r["round"])
     out.mkdir(parents=True, exist_ok=True)
     pool = pool_values(camp, results, objective)
-    plots = {
-        "learning-curve.png": learning_curve_plot(results, objective, goal, out / "learning-curve.png", pool),
-        "composition-map.png": composition_map(results, list(camp.space.elements), objective,
-                                               out / "composition-map.png"),
-    }
-    last_cv = next((r["cv"] for r in reversed(rounds) if r.get("cv")), None)
-    if last_cv and doc.get("cv_predictions"):
-        plots["parity.png"] = parity_plot(doc["cv_predictions"], last_cv, objective, out / "parity.png")
+    plots = campaign_plots(camp, doc, results, out, pool=pool)
     e = html.escape
     best = camp.best(10)
     failed = camp.results(status="failed", properties=["key", "round", "error"])

@@ -96,8 +96,13 @@ def parse_query(filter: str | None, fields: str | None, sort: str | None, limit:
             "skip": skip}
 
 
-def create_app(store_cfg: Any) -> Any:
-    """The FastAPI application over the store ``store_cfg`` describes (read only)."""
+def create_app(store_cfg: Any, optimade: bool = True, public_url: str = "http://127.0.0.1:8000") -> Any:
+    """The FastAPI application over the store ``store_cfg`` describes (read only).
+
+    ``optimade``: mount the OPTIMADE API over the store's materials at
+    ``/optimade``; ``public_url`` is where clients reach this server (OPTIMADE
+    answers carry absolute links).
+    """
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
 
@@ -136,17 +141,36 @@ def create_app(store_cfg: Any) -> Any:
         logger.error("internal error on %s: %s", request.url.path, type(exc).__name__)
         return JSONResponse({"error": "internal error"}, status_code=500)
 
+    if optimade:
+        from htflow.optimade_api import OptimadeMirror
+
+        mirror = OptimadeMirror(db().materials, base_url=public_url.rstrip("/") + "/optimade")
+        app.state.optimade = mirror
+
+        @app.middleware("http")
+        async def fresh_entries(request: Request, call_next: Any) -> Any:
+            if request.url.path.startswith("/optimade"):
+                mirror.refresh()
+            return await call_next(request)
+
+        app.mount("/optimade", mirror.app)
+
     @app.get("/api/campaigns")
     async def campaigns() -> Any:
         out = []
         d = db()
         for doc in d.campaigns.query({}, ["name", "state", "best", "stop_reason", "config.search.budget",
-                                          "updated_at"]):
+                                          "config.objectives", "config.description", "updated_at", "rounds"]):
             counts = {s: d.candidates.count({"campaign": doc["name"], "status": s})
                       for s in ("proposed", "running", "done", "failed", "pruned")}
             out.append({"name": doc["name"], "state": doc.get("state"), "best": doc.get("best"),
                         "stop_reason": doc.get("stop_reason"), "budget": doc["config"]["search"]["budget"],
-                        "updated_at": doc.get("updated_at"), "counts": counts})
+                        "objectives": doc["config"].get("objectives", []),
+                        "description": doc["config"].get("description"),
+                        "updated_at": doc.get("updated_at"), "counts": counts,
+                        "plots": [p for p, ok in (("learning-curve", counts["done"] > 0),
+                                                  ("parity", any(r.get("cv") for r in doc.get("rounds", []))),
+                                                  ("composition-map", counts["done"] > 0)) if ok]})
         return answer({"data": sorted(out, key=lambda c: c["name"])})
 
     @app.get("/api/campaigns/{name}")
@@ -160,6 +184,49 @@ def create_app(store_cfg: Any) -> Any:
         if store.get("uri"):
             store["uri"] = "(hidden)"
         return answer({"data": doc})
+
+    plot_cache: dict[tuple, bytes | None] = {}
+
+    @app.get("/api/campaigns/{name}/plots/{plot}.png")
+    async def plot(name: str, plot: str) -> Any:
+        """One of the report's plots, drawn from the store when first asked for (cached until the
+        campaign changes)."""
+        import tempfile
+        from pathlib import Path
+
+        from fastapi import Response
+
+        from htflow.campaign import Campaign
+        from htflow.config import CampaignConfig
+        from htflow.report import PLOTS, campaign_plots
+
+        if plot not in PLOTS:
+            return JSONResponse({"error": f"unknown plot {plot!r}; plots: {', '.join(PLOTS)}"},
+                                status_code=404)
+        d = db()
+        doc = d.campaigns.query_one({"name": name})
+        if doc is None:
+            return JSONResponse({"error": f"no campaign named {name!r}"}, status_code=404)
+        key = (name, plot, str(doc.get("updated_at")), d.results.count({"campaign": name}))
+        if key not in plot_cache:
+            cfg = CampaignConfig.model_validate({**doc["config"], "executor": {},
+                                                 "store": store_cfg.model_dump()})
+            camp = Campaign(cfg, db=d)
+            with tempfile.TemporaryDirectory(prefix="htflow-plot-") as tmp:
+                made = campaign_plots(camp, doc, camp.summaries(), Path(tmp), only=plot)[f"{plot}.png"]
+                plot_cache[key] = made.read_bytes() if made else None
+        png = plot_cache[key]
+        if png is None:
+            return JSONResponse({"error": f"{plot}: not enough results yet"}, status_code=404)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> Any:
+        from importlib.resources import files
+
+        from fastapi.responses import HTMLResponse
+
+        return HTMLResponse((files("htflow") / "data" / "dashboard.html").read_text(encoding="utf-8"))
 
     @app.get("/api/{collection}")
     async def query(collection: str, filter: str | None = None, fields: str | None = None,
@@ -187,9 +254,37 @@ def create_app(store_cfg: Any) -> Any:
     return app
 
 
-def serve(store_cfg: Any, host: str = "127.0.0.1", port: int = 8000, announce: Any = print) -> None:
+def materials_behind(db: Any) -> int:
+    """How many done results are newer than the last ``htflow build`` (0 when materials are current)."""
+    newest = list(db.materials.query({}, ["built_from"], sort={"built_from": -1}, limit=1))
+    since = newest[0].get("built_from") if newest else None
+    crit: dict = {"status": "done"}
+    if since:
+        crit["created_at"] = {"$gt": since}
+    return db.results.count(crit)
+
+
+def serve(store_cfg: Any, host: str = "127.0.0.1", port: int = 8000, public_url: str | None = None,
+          announce: Any = print) -> None:
     """Run the API with uvicorn until Ctrl-C."""
+    import socket
+
     import uvicorn
 
-    announce(f"serving {host}:{port} read-only: http://{host}:{port}/api/campaigns (docs: /api/docs)")
-    uvicorn.run(create_app(store_cfg), host=host, port=port, log_level="warning")
+    from htflow.store.db import CampaignDB
+
+    if public_url is None:
+        name = socket.getfqdn() if host in ("0.0.0.0", "::") else host
+        public_url = f"http://{name}:{port}"
+    public_url = public_url.rstrip("/")
+    with CampaignDB(store_cfg).connect() as db:
+        n_materials, behind = db.materials.count(), materials_behind(db)
+    announce(f"serving {host}:{port} read-only")
+    announce(f"  dashboard: {public_url}/")
+    announce(f"  API:       {public_url}/api/campaigns (docs: {public_url}/api/docs)")
+    announce(f"  OPTIMADE:  {public_url}/optimade/v1/structures ({n_materials} materials)")
+    if behind:
+        announce(f"  {behind} results are newer than the materials collection: run `htflow build` to add "
+                 "them (the server picks them up without a restart)")
+    app = create_app(store_cfg, public_url=public_url)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

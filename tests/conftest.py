@@ -49,3 +49,59 @@ def htflow_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return env
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """``htflow serve`` as a real process on a free port, over a small campaign and its materials.
+
+    Yields ``(url, store_path)``. Read-only tests share it (the OPTIMADE
+    validator and the browser need a live server, not a test client).
+    """
+    import copy
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from htflow.builder import MaterialsBuilder
+    from htflow.campaign import Campaign
+    from htflow.config import parse_config
+
+    root = tmp_path_factory.mktemp("live")
+    store = str(root / "htflow-data")
+    cfg = copy.deepcopy(small_campaign.__wrapped__())
+    cfg["store"] = store
+    camp = Campaign(parse_config(cfg, "test"))
+    camp.run()
+    with camp.db:
+        MaterialsBuilder(camp.db.results, camp.db.materials).build()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = htflow_env()
+    env["OPTIMADE_LOG_DIR"] = str(root / "optimade-logs")
+    log = open(root / "serve.log", "w")  # noqa: SIM115 (open for the server's life)
+    proc = subprocess.Popen([sys.executable, "-m", "htflow.cli", "serve", "--store", store, "--port", str(port)],
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/campaigns", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("htflow serve did not start: " + (root / "serve.log").read_text()) from None
+            time.sleep(0.2)
+    try:
+        yield url, store
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -194,6 +194,9 @@ def small_campaign_file(cfg: dict, tmp_path: Path) -> Path:
         (["status", "nope"], ["no campaign named 'nope'"]),
         (["export", "nope"], ["no campaign named 'nope'"]),
         (["query", "--store", "mysql://x"], ["unsupported URI scheme"]),
+        (["serve", "--public-url", "db.example.org"], ["--public-url", "not an http(s) URL"]),
+        (["serve", "--store", "nowhere"], ["no htflow store at nowhere"]),
+        (["report", "nope"], ["no campaign named 'nope'"]),
     ],
 )
 def test_bad_cli_arguments(argv, words, tmp_path, capsys):

@@ -33,6 +33,7 @@ def client(tmp_path_factory):
     camp.run()
     with TestClient(create_app(StoreConfig(path=store))) as c:
         c.campaign = camp
+        c.store = store
         yield c
 
 
@@ -112,3 +113,25 @@ def test_connection_strings_never_shown(small_campaign, tmp_path):
     with TestClient(create_app(StoreConfig(path="htflow-data"))) as c:
         text = c.get("/api/campaigns/small").text + c.get("/api/campaigns").text
     assert "hunter2" not in text and "admin" not in text
+
+
+def test_plots_and_dashboard_page(client):
+    # a client of its own: the shared one's connection is closed between tests (conftest's close_all)
+    with TestClient(create_app(StoreConfig(path=client.store))) as client:
+        _plots_and_page(client)
+
+
+def _plots_and_page(client):
+    r = client.get("/api/campaigns/small/plots/learning-curve.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    assert r.content.startswith(b"\x89PNG")
+    assert client.get("/api/campaigns/small/plots/learning-curve.png").content == r.content  # cached
+    [c] = client.get("/api/campaigns").json()["data"]
+    assert c["plots"] == ["learning-curve", "composition-map"]  # sobol: no model, no parity plot
+    r = client.get("/api/campaigns/small/plots/parity.png")
+    assert r.status_code == 404 and "not enough results" in r.json()["error"]
+    r = client.get("/api/campaigns/small/plots/secrets.png")
+    assert r.status_code == 404 and "plots: learning-curve, composition-map, parity" in r.json()["error"]
+    assert client.get("/api/campaigns/nope/plots/parity.png").status_code == 404
+    page = client.get("/")
+    assert page.status_code == 200 and "<title>htflow dashboard</title>" in page.text

@@ -1,0 +1,86 @@
+"""The web dashboard of ``htflow serve``, driven in headless Chromium (Playwright).
+
+Chromium comes from the system (Debian's ``chromium`` package; ``make test``
+installs it where it can). Without it these tests are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from htflow.config import StoreConfig
+from htflow.store.db import CampaignDB
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
+                             "/usr/bin/chromium") if p and shutil.os.path.exists(p)), None)
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium, or `make test` as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1300, "height": 1000})
+    pg = ctx.new_page()
+    pg.errors = []
+    pg.on("pageerror", lambda exc: pg.errors.append(str(exc)))
+    pg.on("console", lambda msg: pg.errors.append(msg.text) if msg.type == "error" else None)
+    yield pg
+    ctx.close()
+
+
+def test_dashboard_shows_the_campaign_and_its_best_candidate(live_server, page):
+    url, store = live_server
+    with CampaignDB(StoreConfig(path=store)).connect() as db:
+        camp = db.campaigns.query_one({"name": "small"})
+        best = sorted(db.results.query({"campaign": "small", "status": "done"}),
+                      key=lambda r: r["formation_energy_per_atom"])
+    page.goto(url + "/")
+    page.wait_for_selector("#best tr.candidate")
+    row = page.locator("#campaigns tr.campaign")
+    assert row.count() == 1
+    assert row.locator("td").nth(0).inner_text() == "small"
+    assert "6 / 6" in row.locator("td").nth(2).inner_text()
+    assert camp["best"]["formula"] in row.locator("td").nth(3).inner_text()
+
+    cands = page.locator("#best tr.candidate")
+    assert cands.count() == 6
+    first = cands.nth(0)
+    assert first.locator(".formula").inner_text() == best[0]["formula"] == camp["best"]["formula"]
+    assert float(first.locator(".value").inner_text()) == pytest.approx(best[0]["formation_energy_per_atom"],
+                                                                        abs=5e-5)
+    shown = [float(cands.nth(i).locator(".value").inner_text()) for i in range(6)]
+    assert shown == sorted(shown)  # best first for a minimised objective
+
+    # the report's plots are drawn from the store and load as images
+    page.wait_for_function("""() => [...document.querySelectorAll('#plots img')]
+                              .every(i => i.complete && i.naturalWidth > 0)""", timeout=60_000)
+    assert page.locator("#plots img").count() == 2  # no parity plot: a sobol campaign fits no model
+    assert "not enough results" in page.locator("#plots figure.missing").inner_text()
+    assert page.locator("#error").is_hidden()
+    assert page.errors == []
+
+
+def test_dashboard_reports_an_unreachable_server(live_server, page):
+    """A failing API is said on the page, not a blank screen."""
+    url, _ = live_server
+    page.route("**/api/campaigns", lambda route: route.fulfill(status=500, body='{"error": "internal error"}',
+                                                                 content_type="application/json"))
+    page.goto(url + "/")
+    page.wait_for_selector("#error", state="visible")
+    assert "internal error" in page.locator("#error").inner_text()
