@@ -442,12 +442,14 @@ class Campaign:
             store(outcome)
         for outcome in self.executor.run(tasks, self.db.job_store()):
             store(outcome)
+        hull = self._update_hull(refs)
         best = doc.get("best") or {}
         summary = next((r for r in doc["rounds"] if r["round"] == rnd), {"round": rnd})
         summary.update({
             "round": rnd,
             "evaluated": len(batch),
             "failed": failed,
+            "hull": hull,
             "best_key": best.get("key"),
             "best_value": best.get("value"),
             "finished_at": _now(),
@@ -457,6 +459,29 @@ class Campaign:
         if progress:
             progress.end_round(RoundSummary(rnd, len(batch), failed, best.get("key"), best.get("value"),
                                             summary.get("cv"), summary.get("pruned") or 0))
+
+    def _update_hull(self, refs: dict[str, float]) -> dict | None:
+        """Recompute the convex hull over every result so far; store each result's ``e_above_hull``
+        where it changed. Returns the round's hull summary (None without energies)."""
+        from htflow.thermo import CHANGED_EV, e_above_hull
+
+        fields = ["key", "counts", "energy_per_atom", "status", "formula", "e_above_hull"]
+        results = self.results(status="done", properties=fields)
+        distances = e_above_hull(results, refs)
+        if not distances:
+            return None
+        changed = [r["key"] for r in results if r["key"] in distances
+                   and (r.get("e_above_hull") is None
+                        or abs(r["e_above_hull"] - distances[r["key"]]) > CHANGED_EV)]
+        if changed:
+            docs = list(self.db.results.query({"campaign": self.name, "key": {"$in": changed}}))
+            for d in docs:
+                d.pop("_id", None)
+                d["e_above_hull"] = distances[d["key"]]
+            with self.db.transaction():
+                self.db.results.update(docs, key=ENTRY_KEY)
+        stable = sorted(k for k, v in distances.items() if v <= CHANGED_EV)
+        return {"entries": len(distances), "stable": len(stable), "updated": len(changed)}
 
     def _update_best(self, doc: dict, result: dict) -> None:
         value = self._value(result) if result["status"] == "done" else None

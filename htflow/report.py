@@ -226,7 +226,7 @@ def _fmt(v, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
 
 
-PLOTS = ("learning-curve", "composition-map", "parity")
+PLOTS = ("learning-curve", "composition-map", "parity", "hull", "pareto")
 """The report's plots, by name (``NAME.png``)."""
 
 
@@ -249,7 +249,42 @@ def campaign_plots(camp, doc: dict, results: list[dict], out: Path, only: str | 
         last_cv = next((r["cv"] for r in reversed(rounds) if r.get("cv")), None)
         plots["parity.png"] = (parity_plot(doc["cv_predictions"], last_cv, objective, out / "parity.png")
                                if last_cv and doc.get("cv_predictions") else None)
+    if only in (None, "hull"):
+        plots["hull.png"] = hull_for(camp, doc, out / "hull.png")
+    if only in (None, "pareto"):
+        from htflow.pareto import pareto_plot
+
+        plots["pareto.png"] = pareto_plot(results, list(camp.config.objectives), out / "pareto.png")
     return plots
+
+
+def hull_system(camp, doc: dict) -> list[str] | None:
+    """The elements of the hull to draw: the space's own for two or three elements, else the
+    chemical system of the best result when it has two or three (None otherwise)."""
+    elements = list(camp.space.elements)
+    if len(elements) in (2, 3):
+        return sorted(elements)
+    best = doc.get("best") or {}
+    if not best.get("key"):
+        return None
+    r = camp.db.results.query_one({"campaign": camp.name, "key": best["key"]}, ["elements"])
+    return sorted(r["elements"]) if r and len(r.get("elements", [])) in (2, 3) else None
+
+
+def hull_for(camp, doc: dict, path: Path) -> Path | None:
+    """The convex hull plot of :func:`hull_system` over the campaign's results."""
+    from htflow.thermo import hull_plot
+
+    system = hull_system(camp, doc)
+    refs = {el: r["energy_per_atom"] for el, r in (doc.get("references") or {}).items()}
+    if not system or not all(el in refs for el in system):
+        return None
+    rows = camp.results(status="done", properties=["key", "counts", "energy_per_atom", "status", "formula"])
+    rows = [r for r in rows if set(r.get("counts") or {}) <= set(system)]
+    whole = len(system) == len(camp.space.elements)
+    title = (f"convex hull: {'-'.join(system)}" if whole else
+             f"convex hull of the best result's system, {'-'.join(system)}")
+    return hull_plot(rows, {el: refs[el] for el in system}, path, title)
 
 
 def write_report(camp, out: Path) -> Path:
@@ -303,12 +338,18 @@ def write_report(camp, out: Path) -> Path:
                 _fmt((r.get("cv") or {}).get("r2"), 3),
                 f"{r['cv']['within_2sigma']:.0%}" if r.get("cv") else "—", r.get("pruned", 0),
                 r.get("evaluated", "—"), r.get("failed", "—")] for r in rounds]),
+        *(["<h2>Trade-off</h2>", img("pareto.png", f"{cfg.objectives[0].name} against "
+                                     f"{cfg.objectives[1].name}; the Pareto front (no result is better "
+                                     "in both) in red")]
+          if len(cfg.objectives) > 1 else []),
+        "<h2>Stability</h2>", img("hull.png", "convex hull of the computed results (formation energy per "
+                                 "atom against composition; stable phases labelled)"),
         "<h2>Where the compositions sit</h2>", img("composition-map.png", f"evaluated compositions coloured "
                                                   f"by {objective}"),
         f"<h2>Best {len(best)}</h2>",
-        table(["#", "key", "formula", objective, "round"],
-              [[i, r["key"], r.get("formula"), _fmt(r.get(objective)), r.get("round")]
-               for i, r in enumerate(best, 1)]),
+        table(["#", "key", "formula", objective, "E above hull (eV/atom)", "round"],
+              [[i, r["key"], r.get("formula"), _fmt(r.get(objective)), _fmt(r.get("e_above_hull")),
+                r.get("round")] for i, r in enumerate(best, 1)]),
         f"<h2>Failures ({len(failed)})</h2>",
         table(["key", "round", "error"], [[r["key"], r.get("round"), r.get("error")] for r in failed])
         if failed else "<p>None.</p>",

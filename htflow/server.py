@@ -170,7 +170,11 @@ def create_app(store_cfg: Any, optimade: bool = True, public_url: str = "http://
                         "updated_at": doc.get("updated_at"), "counts": counts,
                         "plots": [p for p, ok in (("learning-curve", counts["done"] > 0),
                                                   ("parity", any(r.get("cv") for r in doc.get("rounds", []))),
-                                                  ("composition-map", counts["done"] > 0)) if ok]})
+                                                  ("composition-map", counts["done"] > 0),
+                                                  ("hull", any(r.get("hull") for r in doc.get("rounds", []))),
+                                                  ("pareto", len(doc["config"].get("objectives", [])) > 1
+                                                   and counts["done"] > 1))
+                                  if ok]})
         return answer({"data": sorted(out, key=lambda c: c["name"])})
 
     @app.get("/api/campaigns/{name}")

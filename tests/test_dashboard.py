@@ -64,13 +64,14 @@ def test_dashboard_shows_the_campaign_and_its_best_candidate(live_server, page):
     assert first.locator(".formula").inner_text() == best[0]["formula"] == camp["best"]["formula"]
     assert float(first.locator(".value").inner_text()) == pytest.approx(best[0]["formation_energy_per_atom"],
                                                                         abs=5e-5)
+    assert float(first.locator(".hull").inner_text()) == pytest.approx(best[0]["e_above_hull"], abs=5e-5)
     shown = [float(cands.nth(i).locator(".value").inner_text()) for i in range(6)]
     assert shown == sorted(shown)  # best first for a minimised objective
 
     # the report's plots are drawn from the store and load as images
     page.wait_for_function("""() => [...document.querySelectorAll('#plots img')]
                               .every(i => i.complete && i.naturalWidth > 0)""", timeout=60_000)
-    assert page.locator("#plots img").count() == 2  # no parity plot: a sobol campaign fits no model
+    assert page.locator("#plots img").count() == 3  # no parity plot: a sobol campaign fits no model
     assert "not enough results" in page.locator("#plots figure.missing").inner_text()
     assert page.locator("#error").is_hidden()
     assert page.errors == []

@@ -57,6 +57,7 @@ def test_entries_equal_the_store(live_server):
         assert a["_htflow_energy_per_atom"] == pytest.approx(m["energy_per_atom"], abs=1e-12)
         assert a["_htflow_formation_energy_per_atom"] == pytest.approx(m["formation_energy_per_atom"], abs=1e-12)
         assert a["_htflow_campaign"] == "small" and a["_htflow_calculator"] == "emt"
+        assert a["_htflow_e_above_hull"] == pytest.approx(m["e_above_hull"], abs=1e-12)
         site0 = m["structure"]["sites"][0]
         assert a["species_at_sites"][0] == site0["species"][0]["element"]
         assert a["cartesian_site_positions"][0] == pytest.approx(site0["xyz"])

@@ -32,10 +32,10 @@ def test_report_renders_every_plot_with_the_stores_numbers(small_campaign, tmp_p
     assert "report: htflow-data/reports/small/index.html" in capsys.readouterr().out
     folder = tmp_path / "htflow-data" / "reports" / "small"
     page = (folder / "index.html").read_text()
-    for png in ("learning-curve.png", "parity.png", "composition-map.png"):
+    for png in ("learning-curve.png", "parity.png", "composition-map.png", "hull.png"):
         data = (folder / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-    assert page.count("data:image/png;base64,") == 3  # self-contained: the plots are in the page
+    assert page.count("data:image/png;base64,") == 4  # self-contained: the plots are in the page
 
     with camp.db:
         doc = camp.db.campaigns.query_one({"name": "small"})
@@ -51,6 +51,8 @@ def test_report_renders_every_plot_with_the_stores_numbers(small_campaign, tmp_p
     top = camp.best(10)
     best_table = page[page.index("<h2>Best"):page.index("<h2>Failures")]
     assert re.findall(r"<tr><td>\d+</td><td>([A-Za-z0-9.]+)</td>", best_table) == [r["key"] for r in top]
+    for r in top:  # each with its distance to the hull, as stored
+        assert f"<td>{_fmt(r[camp.objective.name])}</td><td>{_fmt(r['e_above_hull'])}</td>" in best_table
     assert "<h2>Failures (0)</h2>" in page
 
 

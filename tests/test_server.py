@@ -127,11 +127,11 @@ def _plots_and_page(client):
     assert r.content.startswith(b"\x89PNG")
     assert client.get("/api/campaigns/small/plots/learning-curve.png").content == r.content  # cached
     [c] = client.get("/api/campaigns").json()["data"]
-    assert c["plots"] == ["learning-curve", "composition-map"]  # sobol: no model, no parity plot
+    assert c["plots"] == ["learning-curve", "composition-map", "hull"]  # sobol: no model, no parity plot
     r = client.get("/api/campaigns/small/plots/parity.png")
     assert r.status_code == 404 and "not enough results" in r.json()["error"]
     r = client.get("/api/campaigns/small/plots/secrets.png")
-    assert r.status_code == 404 and "plots: learning-curve, composition-map, parity" in r.json()["error"]
+    assert r.status_code == 404 and "plots: learning-curve, composition-map, parity, hull" in r.json()["error"]
     assert client.get("/api/campaigns/nope/plots/parity.png").status_code == 404
     page = client.get("/")
     assert page.status_code == 200 and "<title>htflow dashboard</title>" in page.text

@@ -1,0 +1,73 @@
+"""Convex hull and energy above hull: every stored value equals an independent pymatgen PhaseDiagram."""
+
+from __future__ import annotations
+
+import pytest
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition
+
+from htflow.campaign import Campaign
+from htflow.config import parse_config
+from htflow.thermo import e_above_hull, hull_plot
+
+
+def independent_hull(results: list[dict], refs: dict[str, float]) -> dict[str, float]:
+    """Built here from the stored numbers only: total energies and the campaign's reference energies."""
+    es = [PDEntry(Composition({el: 1}), e) for el, e in refs.items()]
+    mine = []
+    for r in results:
+        entry = PDEntry(Composition(r["counts"]), r["energy_per_atom"] * r["n_atoms"])
+        es.append(entry)
+        mine.append((r["key"], entry))
+    pd = PhaseDiagram(es)
+    return {k: pd.get_e_above_hull(e) for k, e in mine}
+
+
+@pytest.mark.slow
+def test_stored_e_above_hull_equals_phase_diagram(small_campaign):
+    cfg = dict(small_campaign, search={"sampler": "sobol", "batch_size": 4, "budget": 12, "seed": 5})
+    camp = Campaign(parse_config(cfg, "test"))
+    doc = camp.run()
+    refs = {el: r["energy_per_atom"] for el, r in doc["references"].items()}
+    results = camp.results(status="done")
+    assert len(results) == 12
+    want = independent_hull(results, refs)
+    for r in results:  # first-round results were stored before later ones existed: recomputed since
+        assert r["e_above_hull"] == pytest.approx(want[r["key"]], abs=1e-9), r["key"]
+    assert min(r["e_above_hull"] for r in results) >= 0
+    # each round says how big the hull was then
+    rounds = sorted(doc["rounds"], key=lambda r: r["round"])
+    assert [r["hull"]["entries"] for r in rounds] == [4, 8, 12]
+    assert rounds[-1]["hull"]["stable"] == sum(v < 1e-9 for v in want.values())
+    # the formation energies the calculator stored sit on the same hull: a stable result is on it
+    for r in results:
+        if r["e_above_hull"] < 1e-9:
+            assert r["formation_energy_per_atom"] <= 1e-9
+
+
+def test_hull_by_hand():
+    """A binary with a known answer: A, B at 0; AB at -0.2 (stable); A3B at -0.05 (above the line by 0.05)."""
+    refs = {"Cu": -1.0, "Ni": -2.0}
+    rows = [
+        {"key": "CuNi", "counts": {"Cu": 1, "Ni": 1}, "energy_per_atom": -1.5 - 0.2},
+        {"key": "Cu3Ni", "counts": {"Cu": 3, "Ni": 1}, "energy_per_atom": -1.25 - 0.05},
+        {"key": "bad", "counts": {"Cu": 1}, "energy_per_atom": None},
+        {"key": "failed", "status": "failed", "counts": {"Cu": 1, "Ni": 3}},
+    ]
+    got = e_above_hull(rows, refs)
+    assert set(got) == {"CuNi", "Cu3Ni"}
+    assert got["CuNi"] == pytest.approx(0.0, abs=1e-12)
+    # the hull at x_Ni = 1/4 is halfway between Cu (0) and CuNi (-0.2): -0.1; A3B is at -0.05
+    assert got["Cu3Ni"] == pytest.approx(0.05, abs=1e-12)
+    assert e_above_hull([], refs) == {}
+
+
+def test_hull_plot_binary_ternary_only(tmp_path):
+    refs = {"Cu": -1.0, "Ni": -2.0, "Pd": -3.0, "Ag": -1.5}
+    binary = [{"key": "CuNi", "counts": {"Cu": 1, "Ni": 1}, "energy_per_atom": -1.7, "formula": "CuNi"}]
+    assert hull_plot(binary, {k: refs[k] for k in ("Cu", "Ni")}, tmp_path / "b.png").read_bytes()[:4] == b"\x89PNG"
+    ternary = [*binary, {"key": "NiPd", "counts": {"Ni": 1, "Pd": 1}, "energy_per_atom": -2.6}]
+    assert hull_plot(ternary, {k: refs[k] for k in ("Cu", "Ni", "Pd")}, tmp_path / "t.png").exists()
+    quaternary = [*ternary, {"key": "AgCu", "counts": {"Ag": 1, "Cu": 1}, "energy_per_atom": -1.3}]
+    assert hull_plot(quaternary, refs, tmp_path / "q.png") is None
+    assert not (tmp_path / "q.png").exists()
