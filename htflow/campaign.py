@@ -9,6 +9,7 @@ then carries on: nothing is computed twice and nothing finished is lost.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -115,12 +116,17 @@ class Campaign:
         self.calculator = get_calculator(config.calculator.name)
         self.generator = get_generator(config.search.sampler, config.search.surrogate)
         self.executor = get_executor(config.executor, announce, tag=config.name)
-        self.maker = EvaluationMaker(relax_maker=self.calculator.relax_maker(config.calculator))
         self.name = config.name
         self.objective = config.objective
         self._sign = 1.0 if self.objective.goal == "minimize" else -1.0
         self._pool: list[dict[str, float]] | None = None
         self._last_report: dict = {}
+
+    @functools.cached_property
+    def maker(self) -> EvaluationMaker:
+        """The evaluation flow maker (made on first use: reading a campaign, e.g. for a report or the
+        dashboard, does not import atomate2)."""
+        return EvaluationMaker(relax_maker=self.calculator.relax_maker(self.config.calculator))
 
     # -- store helpers ---------------------------------------------------------
     def _doc(self) -> dict | None:
@@ -278,6 +284,7 @@ class Campaign:
 
     def _run(self, progress: Any) -> dict:
         search = self.config.search
+        self.maker  # noqa: B018 (a calculator that cannot be set up fails here, before anything is written)
         with self.db:
             doc = self._open()
             refs = self._references(doc)

@@ -72,6 +72,7 @@ def test_dashboard_shows_the_campaign_and_its_best_candidate(live_server, page):
     page.wait_for_function("""() => [...document.querySelectorAll('#plots img')]
                               .every(i => i.complete && i.naturalWidth > 0)""", timeout=60_000)
     assert page.locator("#plots img").count() == 3  # no parity plot: a sobol campaign fits no model
+    assert page.locator("#plots figure.missing").count() == 1  # one objective: no Pareto slot at all
     assert "not enough results" in page.locator("#plots figure.missing").inner_text()
     assert page.locator("#error").is_hidden()
     assert page.errors == []
