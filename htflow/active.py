@@ -167,6 +167,20 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+PAREGO_RHO = 0.05
+
+
+def parego_scalarise(done: list[dict], objectives: list, rng: np.random.Generator) -> tuple[np.ndarray, list]:
+    """ParEGO (Knowles 2006): objectives normalised to [0, 1] over ``done`` (0 best), weights drawn
+    uniformly from the simplex, ``max_i(w_i f_i) + rho * sum_i(w_i f_i)`` (smaller is better)."""
+    y = np.array([[float(r[o.name]) for o in objectives] for r in done])
+    y = y * np.array([1.0 if o.goal == "minimize" else -1.0 for o in objectives])
+    lo, hi = y.min(axis=0), y.max(axis=0)
+    f = (y - lo) / np.where(hi > lo, hi - lo, 1.0)
+    w = rng.dirichlet(np.ones(len(objectives)))
+    return (f * w).max(axis=1) + PAREGO_RHO * (f * w).sum(axis=1), [float(v) for v in w]
+
+
 class SurrogateGenerator:
     """The ``surrogate`` sampler: model-guided proposals (see the module docstring)."""
 
@@ -219,10 +233,14 @@ class SurrogateGenerator:
 
     def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
         s = self.settings
-        name = ctx.objective.name if ctx.objective is not None else "formation_energy_per_atom"
-        sign = -1.0 if ctx.objective is not None and ctx.objective.goal == "maximize" else 1.0
+        objectives = ctx.objectives or ([ctx.objective] if ctx.objective is not None else [])
+        multi = len(objectives) > 1
+        name = objectives[0].name if objectives else "formation_energy_per_atom"
+        sign = -1.0 if objectives and objectives[0].goal == "maximize" else 1.0
+        names = [o.name for o in objectives] or [name]
         done = sorted(
-            (r for r in ctx.results if r.get("status") == "done" and r.get(name) is not None),
+            (r for r in ctx.results
+             if r.get("status") == "done" and all(r.get(k) is not None for k in names)),
             key=lambda r: r["key"],
         )
         if len(done) < max(s.initial, 2):
@@ -233,12 +251,22 @@ class SurrogateGenerator:
             return []
         els = ctx.space.elements
         train = fraction_matrix([r["composition"] for r in done], els)
-        y = sign * np.array([float(r[name]) for r in done])
-        sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round)
+        if multi:
+            # ParEGO: this round's random weights scalarise the normalised objectives (augmented
+            # Chebyshev); the model learns the scalar. No pruning: a candidate poor for these
+            # weights may be on the front for others.
+            y, weights = parego_scalarise(done, objectives, ctx.rng(7))
+            ctx.report["parego_weights"] = dict(zip(names, weights, strict=True))
+            sign, name = 1.0, "parego"
+        else:
+            y = sign * np.array([float(r[name]) for r in done])
+        sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
+                                       allow_prune=not multi)
         ctx.report.update(sel.info)
         ctx.report["phase"] = "model"
         ctx.report["predictions"] = {
-            keys[i]: {"mean": sign * float(sel.mean[i]), "std": float(sel.std[i]), "acquisition": a}
+            keys[i]: {"mean": sign * float(sel.mean[i]), "std": float(sel.std[i]), "acquisition": a,
+                      **({"of": "parego"} if multi else {})}
             for i, a in zip(sel.chosen, sel.acquisition, strict=True)
         }
         if ctx.space.is_grid:

@@ -348,6 +348,7 @@ class Campaign:
             seed=self.config.search.seed,
             results=self.summaries(),
             objective=self.objective,
+            objectives=list(self.config.objectives),
             _pool=self._pool,
         )
         proposals = self.generator.propose(ctx, n)[:n]
@@ -450,6 +451,7 @@ class Campaign:
         for outcome in self.executor.run(tasks, self.db.job_store()):
             store(outcome)
         hull = self._update_hull(refs)
+        pareto = self._update_pareto(doc)
         best = doc.get("best") or {}
         summary = next((r for r in doc["rounds"] if r["round"] == rnd), {"round": rnd})
         summary.update({
@@ -457,6 +459,7 @@ class Campaign:
             "evaluated": len(batch),
             "failed": failed,
             "hull": hull,
+            **({"pareto": pareto} if pareto else {}),
             "best_key": best.get("key"),
             "best_value": best.get("value"),
             "finished_at": _now(),
@@ -489,6 +492,32 @@ class Campaign:
                 self.db.results.update(docs, key=ENTRY_KEY)
         stable = sorted(k for k, v in distances.items() if v <= CHANGED_EV)
         return {"entries": len(distances), "stable": len(stable), "updated": len(changed)}
+
+    def _update_pareto(self, doc: dict) -> dict | None:
+        """Several objectives: the Pareto front of every result so far and its hypervolume.
+
+        The reference point is fixed the first time (each objective's ``reference``, else just
+        beyond the worst value seen), so hypervolumes of later rounds are comparable.
+        """
+        objectives = self.config.objectives
+        if len(objectives) < 2:
+            return None
+        from htflow.pareto import default_reference, hypervolume, pareto_mask
+
+        names, goals = [o.name for o in objectives], [o.goal for o in objectives]
+        rows = [r for r in self.results(status="done", properties=["key", *names])
+                if all(r.get(k) is not None for k in names)]
+        if not rows:
+            return None
+        y = [[r[k] for k in names] for r in rows]
+        if not doc.get("hv_reference"):
+            auto = default_reference(y, goals)
+            doc["hv_reference"] = [o.reference if o.reference is not None else a
+                                   for o, a in zip(objectives, auto, strict=True)]
+        front = pareto_mask(y, goals)
+        doc["pareto_front"] = sorted(r["key"] for r, on in zip(rows, front, strict=True) if on)
+        return {"size": int(front.sum()), "hypervolume": hypervolume(y, doc["hv_reference"], goals),
+                "reference": doc["hv_reference"], "objectives": names}
 
     def _update_best(self, doc: dict, result: dict) -> None:
         value = self._value(result) if result["status"] == "done" else None

@@ -32,6 +32,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
 
 
+class ConstraintsConfig(_Strict):
+    """Limits on proposed compositions beyond bounds and element count (see htflow.constraints)."""
+
+    max_cost: Annotated[float, Field(gt=0)] | None = None
+    max_density: Annotated[float, Field(gt=0)] | None = None
+    forbidden_pairs: list[tuple[str, str]] = Field(default_factory=list)
+    prices: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+
 class SpaceConfig(_Strict):
     """Which compositions may be proposed."""
 
@@ -41,12 +50,18 @@ class SpaceConfig(_Strict):
     step: Annotated[float, Field(gt=0, le=1)] | None = 0.25
     max_elements: Annotated[int, Field(ge=1)] | None = None
     max_pool: Annotated[int, Field(ge=1)] = 500_000
+    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
 
     def build(self):  # -> CompositionSpace
         """The :class:`~htflow.space.CompositionSpace` this describes."""
+        from htflow.constraints import Constraints
         from htflow.space import CompositionSpace
 
+        c = self.constraints
+        constraints = Constraints(c.max_cost, c.max_density, tuple(tuple(p) for p in c.forbidden_pairs),
+                                  dict(c.prices))
         return CompositionSpace(
+            constraints=constraints if constraints.active else None,
             elements=tuple(self.elements),
             bounds={k: tuple(v) for k, v in self.bounds.items()},
             step=self.step if self.mode == "grid" else None,
@@ -79,6 +94,8 @@ class ObjectiveConfig(_Strict):
     name: str = "formation_energy_per_atom"
     goal: Literal["minimize", "maximize"] = "minimize"
     target: float | None = None
+    #: hypervolume reference value (several objectives); default: just beyond the first round's worst
+    reference: float | None = None
 
 
 class PruneConfig(_Strict):
@@ -263,6 +280,8 @@ class CampaignConfig(_Strict):
                 )
             try:
                 space.check_grid()
+                if space.constraints is not None:
+                    space.pool()  # the constraints leave at least one composition
             except SpaceError as exc:
                 raise InputError(str(exc)) from None
         else:

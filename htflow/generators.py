@@ -32,6 +32,8 @@ class ProposalContext:
     #: every result so far, without structures (key, round, status, composition, counts, objectives)
     results: list[dict] = field(default_factory=list)
     objective: Any = None
+    #: every objective (the first is ``objective``); two or more make the search multi-objective
+    objectives: list = field(default_factory=list)
     #: what the generator wants recorded for this round (model metrics, predictions, pruned keys)
     report: dict = field(default_factory=dict)
     _pool: list[dict[str, float]] | None = None
@@ -177,10 +179,97 @@ class SobolGenerator:
         return c.out
 
 
+class GeneticGenerator:
+    """The ``ga`` sampler: a genetic algorithm over compositions, no surrogate.
+
+    Every round rebuilds its population from the results (so it is
+    deterministic and resumes exactly): the ``population`` best by
+    non-dominated rank, then NSGA-II crowding (one objective: by value).
+    Children are convex blends of two tournament winners (a blend of two
+    points on the simplex stays on it), mutated with probability ``mutation``
+    by moving up to ``sigma`` of the fraction to a random element of the space
+    (how new elements enter), cut to ``max_elements``, snapped to the grid
+    and kept only if the space and its constraints allow them. The first
+    ``initial`` evaluations are Sobol points.
+    """
+
+    def __init__(self, initial: int = 8, population: int = 16, mutation: float = 0.5, sigma: float = 0.25):
+        self.initial, self.population, self.mutation, self.sigma = initial, population, mutation, sigma
+
+    def _parents(self, ctx: ProposalContext) -> tuple[np.ndarray, np.ndarray] | None:
+        from htflow.pareto import crowding, ranks
+
+        objectives = ctx.objectives or ([ctx.objective] if ctx.objective is not None else [])
+        names = [o.name for o in objectives]
+        goals = [o.goal for o in objectives]
+        done = sorted((r for r in ctx.results if r.get("status") == "done"
+                       and all(r.get(k) is not None for k in names)), key=lambda r: r["key"])
+        if len(done) < max(self.initial, 2):
+            return None
+        els = ctx.space.elements
+        X = np.array([[r["composition"].get(e, 0.0) for e in els] for r in done])
+        Y = np.array([[float(r[k]) for k in names] for r in done])
+        rank = ranks(Y, goals)
+        crowd = np.zeros(len(done))
+        for level in np.unique(rank):
+            idx = np.flatnonzero(rank == level)
+            crowd[idx] = crowding(Y[idx])
+        order = np.lexsort((-crowd, rank))[: self.population]  # rank first, then crowding
+        return X[order], np.arange(len(order))  # position in ``order`` is the fitness (lower = better)
+
+    def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
+        from htflow.structures import round_to_atoms
+
+        parents = self._parents(ctx)
+        if parents is None:
+            ctx.report["phase"] = "initial (sobol)"
+            return SobolGenerator().propose(ctx, n)
+        X, fitness = parents
+        ctx.report["phase"] = "genetic"
+        els, space = ctx.space.elements, ctx.space
+        rng = ctx.rng(11)
+        c = _Collector(ctx, n)
+
+        def tournament() -> np.ndarray:
+            i, j = rng.integers(len(X), size=2)
+            return X[i] if fitness[i] <= fitness[j] else X[j]
+
+        for _ in range(n * 200):
+            if c.full:
+                break
+            a = rng.random()
+            child = a * tournament() + (1 - a) * tournament()
+            if rng.random() < self.mutation:
+                i = rng.integers(len(els))
+                donors = np.flatnonzero((child > 0) & (np.arange(len(els)) != i))
+                if len(donors):
+                    j = rng.choice(donors)
+                    move = min(child[j], rng.random() * self.sigma)
+                    child[j] -= move
+                    child[i] += move
+            keep = np.argsort(-child, kind="stable")[: space.max_elements]
+            trimmed = np.zeros_like(child)
+            trimmed[keep] = child[keep]
+            if trimmed.sum() <= 0:
+                continue
+            fractions = {e: float(v) for e, v in zip(els, trimmed / trimmed.sum(), strict=True) if v > 0}
+            if space.is_grid:
+                units = round(1 / space.step)
+                fractions = {e: k / units for e, k in round_to_atoms(fractions, units).items() if k}
+            c.add(fractions)
+        if not c.full:  # the parents' neighbourhood is spent: fill with random compositions
+            for point in RandomGenerator().propose(ctx, n):
+                if c.full:
+                    break
+                c.add(point)
+        return c.out
+
+
 GENERATORS: dict[str, Callable[[], Generator]] = {
     "grid": GridGenerator,
     "random": RandomGenerator,
     "sobol": SobolGenerator,
+    "ga": GeneticGenerator,
 }
 
 

@@ -16,6 +16,8 @@ from functools import cached_property
 import numpy as np
 from pymatgen.core import Composition, Element
 
+from htflow.constraints import Constraints
+
 #: Largest grid that is enumerated into a candidate pool.
 MAX_POOL = 500_000
 
@@ -65,6 +67,8 @@ class CompositionSpace:
         Largest number of elements present in one composition.
     max_pool
         Largest grid that may be enumerated.
+    constraints
+        Cost, density and forbidden pairs (:class:`~htflow.constraints.Constraints`).
     """
 
     elements: tuple[str, ...]
@@ -72,6 +76,7 @@ class CompositionSpace:
     step: float | None = 0.25
     max_elements: int | None = None
     max_pool: int = MAX_POOL
+    constraints: Constraints | None = None
 
     def __post_init__(self) -> None:
         if not self.elements:
@@ -123,6 +128,11 @@ class CompositionSpace:
                 f"space.bounds: {len(required)} elements have a minimum above 0 "
                 f"({', '.join(required)}) but space.max_elements is {self.max_elements}"
             )
+        if self.constraints is not None:
+            try:
+                self.constraints.check_elements(self.elements)
+            except ValueError as exc:
+                raise SpaceError(str(exc)) from None
         if self.step is not None:
             units = 1 / self.step if self.step > 0 else 0
             if not (0 < self.step <= 1) or abs(units - round(units)) > 1e-6:
@@ -163,9 +173,9 @@ class CompositionSpace:
             return False
         if abs(sum(fractions.values()) - 1) > 1e-6:
             return False
-        return all(
-            lo - tol <= fractions.get(el, 0.0) <= hi + tol for el, (lo, hi) in self.limits.items()
-        )
+        if not all(lo - tol <= fractions.get(el, 0.0) <= hi + tol for el, (lo, hi) in self.limits.items()):
+            return False
+        return self.constraints is None or self.constraints.violation(fractions, tol) is None
 
     # -- the grid ----------------------------------------------------------
     def grid_size(self) -> int:
@@ -229,9 +239,15 @@ class CompositionSpace:
         return size
 
     def pool(self) -> list[dict[str, float]]:
-        """Enumerate the grid (after :meth:`check_grid`)."""
+        """Enumerate the grid (after :meth:`check_grid`), without the points the constraints exclude."""
         self.check_grid()
-        return list(self.iter_grid())
+        if self.constraints is None or not self.constraints.active:
+            return list(self.iter_grid())
+        pool = [p for p in self.iter_grid() if self.constraints.violation(p) is None]
+        if not pool:
+            raise SpaceError("space.constraints: no grid composition satisfies the constraints; relax "
+                             "max_cost, max_density or forbidden_pairs")
+        return pool
 
     # -- continuous sampling ---------------------------------------------------
     def sample(self, rng: np.random.Generator, u: np.ndarray | None = None) -> dict[str, float] | None:

@@ -105,6 +105,17 @@ CASES = [
     ("bad-mongodb-uri", "store", "mongodb://user:secret@host:notaport", ["store.uri", "not a valid MongoDB URI"]),
     ("store-backend-typo", "store", {"backend": "mongo"}, ["store.backend", "'embedded', 'mongodb' or 'memory'"]),
     ("mongodb-without-uri", "store", {"backend": "mongodb"}, ["store", "needs uri"]),
+    ("constraint-key-typo", "space.constraints", {"max_costs": 5}, ["space.constraints.max_costs", "max_cost"]),
+    ("constraint-negative-cost", "space.constraints", {"max_cost": -1}, ["space.constraints.max_cost"]),
+    ("constraint-unknown-pair", "space.constraints", {"forbidden_pairs": [["Cu", "Fe"]]},
+     ["forbidden_pairs", "Fe is not one of space.elements"]),
+    ("constraint-pair-shape", "space.constraints", {"forbidden_pairs": [["Cu"]]}, ["forbidden_pairs"]),
+    ("constraint-negative-price", "space.constraints", {"max_cost": 10, "prices": {"Cu": -1}},
+     ["space.constraints.prices.Cu"]),
+    ("constraint-infeasible", "space.constraints", {"max_density": 1.0},
+     ["no grid composition satisfies the constraints"]),
+    ("objective-reference-type", "objectives", [{"name": "formation_energy_per_atom", "reference": "high"}],
+     ["objectives[0].reference", "valid number"]),
 ]
 
 
