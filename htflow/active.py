@@ -25,6 +25,7 @@ uninterrupted one would.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +35,8 @@ import numpy as np
 from htflow.acquisition import get_acquisition
 from htflow.config import SurrogateConfig
 from htflow.features import fraction_matrix, get_featurizer
-from htflow.generators import ProposalContext, _Collector, get_generator
-from htflow.space import composition_key
+from htflow.generators import ProposalContext, _Collector, get_generator, realise_within
+from htflow.space import composition_key, fit_bounds
 from htflow.surrogates import get_surrogate
 
 
@@ -90,6 +91,8 @@ class Selection:
     acquisition: list[float]
     pruned: np.ndarray
     info: dict = field(default_factory=dict)
+    #: the candidates chosen from: the ones given, plus any the ``refine`` hook added
+    candidates: np.ndarray | None = None
 
 
 class Planner:
@@ -103,10 +106,14 @@ class Planner:
         get_surrogate(settings.model)  # fail early on a bad name
 
     def select(self, train: np.ndarray, y: np.ndarray, cands: np.ndarray, n: int, seed: int,
-               rnd: int, allow_prune: bool = True) -> Selection:
-        """Choose ``n`` rows of ``cands`` given fractions ``train`` with objective ``y`` (minimised)."""
+               rnd: int, allow_prune: bool = True, refine: Any = None) -> Selection:
+        """Choose ``n`` rows of ``cands`` given fractions ``train`` with objective ``y`` (minimised).
+
+        ``refine(score) -> rows``, if given, may add candidates once the model is fitted;
+        ``score(fractions) -> acquisition`` (larger is better).
+        """
         s = self.s
-        X, Xc = self.featurize(train), self.featurize(cands)
+        X = self.featurize(train)
         info: dict = {"model": s.model, "features": s.features, "acquisition": s.acquisition,
                       "n_train": len(y), "n_candidates": len(cands)}
 
@@ -124,8 +131,22 @@ class Planner:
         info["fit_seconds"] = time.perf_counter() - t0
         if hasattr(model, "describe"):
             info["fitted"] = model.describe()
-        mean, std = model.predict(Xc)
         best = float(np.min(y))
+        if refine is not None:
+            t0 = time.perf_counter()
+            acq_rng = np.random.default_rng([seed, rnd, 4])
+
+            def score(fractions: np.ndarray) -> np.ndarray:
+                m, sd = model.predict(self.featurize(fractions))
+                return np.asarray(self.acquire(m, sd, best, rng=acq_rng, beta=s.beta, xi=s.xi), float)
+
+            extra = refine(score)
+            if extra is not None and len(extra):
+                cands = np.vstack([cands, extra])
+            info["evolved"] = 0 if extra is None else len(extra)
+            info["evolve_seconds"] = time.perf_counter() - t0
+        Xc = self.featurize(cands)
+        mean, std = model.predict(Xc)
         pruned = np.zeros(len(cands), bool)
         cv = info.get("cv") or {}
         r2 = cv.get("r2")
@@ -160,7 +181,7 @@ class Planner:
                     X_all, y_all = np.vstack([X_all, Xc[i : i + 1]]), np.append(y_all, m[i])
                     model = make_model().fit(X_all, y_all)
                 m, sd = model.predict(Xc)
-        return Selection(chosen, mean, std, scores, pruned, info)
+        return Selection(chosen, mean, std, scores, pruned, info, cands)
 
 
 def _fmt(v: float) -> str:
@@ -215,6 +236,71 @@ class SurrogateGenerator:
                 c.add(point)
         return c.out, [composition_key(ctx.builder.realise(p)) for p in c.out]
 
+    def _evolve(self, ctx: ProposalContext, n: int, taken: set[str], score: Any) -> np.ndarray:
+        """Differential evolution (scipy) of the acquisition over the simplex, within the bounds and
+        constraints; returns up to ``4 n`` distinct new compositions (realised, not in ``taken``) from
+        its final population, best first.
+
+        A point of [0, 1]^d becomes a composition through its largest coordinates (at most
+        ``max_elements``, no forbidden pair), normalised and moved into the bounds; what still
+        breaks a constraint (cost, density) scores -inf, as do realised keys already known.
+        """
+        from scipy.optimize import differential_evolution
+
+        space, els = ctx.space, ctx.space.elements
+        d, kmax = len(els), space.max_elements
+
+        limits = list(space.limits.values())
+        lo_all = np.array([lim[0] for lim in limits])
+        hi_all = np.array([lim[1] for lim in limits])
+        pairs = {frozenset(p) for p in (space.constraints.forbidden_pairs if space.constraints else ())}
+        required = [i for i in range(d) if lo_all[i] > 0]
+
+        def realise(z: np.ndarray) -> dict[str, float] | None:
+            # the largest coordinates name the elements (required ones first, no forbidden pair,
+            # at most max_elements); their values, moved into the bounds, are the fractions
+            z = np.clip(z, 0, 1)
+            keep = list(required)
+            for i in np.argsort(-z, kind="stable"):
+                if len(keep) >= kmax:
+                    break
+                if i not in keep and z[i] > 0 and all(frozenset((els[i], els[j])) not in pairs for j in keep):
+                    keep.append(int(i))
+            if not keep or z[keep].sum() <= 0:
+                return None
+            x = np.zeros(d)
+            part = fit_bounds(z[keep] / z[keep].sum(), lo_all[keep], hi_all[keep])
+            if part is None:
+                return None
+            x[keep] = part
+            fractions = {e: float(v) for e, v in zip(els, x, strict=True) if v > 0}
+            counts = realise_within(space, ctx.builder, fractions)
+            if counts is None or composition_key(counts) in ctx.known:
+                return None
+            total = sum(counts.values())
+            return {e: c / total for e, c in counts.items()}
+
+        def objective(Z: np.ndarray) -> np.ndarray:  # vectorised: Z is (d, S)
+            fracs = [realise(z) for z in Z.T]
+            ok = [i for i, f in enumerate(fracs) if f is not None]
+            out = np.full(Z.shape[1], 1e30)
+            if ok:
+                rows = fraction_matrix([fracs[i] for i in ok], els)
+                out[ok] = -score(rows)
+            return out
+
+        de_seed = int(np.random.SeedSequence([ctx.seed, ctx.round, 9]).generate_state(1)[0])
+        res = differential_evolution(objective, [(0.0, 1.0)] * d, maxiter=self.settings.evolve, popsize=10,
+                                     seed=de_seed, vectorized=True, updating="deferred", polish=False, tol=0)
+        found: dict[str, dict[str, float]] = {}
+        for i in np.argsort(res.population_energies, kind="stable"):
+            if res.population_energies[i] >= 1e30 or len(found) >= 4 * n:
+                break
+            frac = realise(res.population[i])
+            if frac is not None and composition_key(frac) not in taken:
+                found.setdefault(composition_key(frac), frac)
+        return fraction_matrix(list(found.values()), els) if found else np.empty((0, d))
+
     def _pruned_record(self, sel: Selection, i: int, sign: float, y: np.ndarray, rnd: int) -> dict:
         """Why candidate ``i`` was pruned, in the objective's own units and direction."""
         p = self.settings.prune
@@ -260,8 +346,16 @@ class SurrogateGenerator:
             sign, name = 1.0, "parego"
         else:
             y = sign * np.array([float(r[name]) for r in done])
+        refine = None
+        if not ctx.space.is_grid and s.evolve:
+            refine = functools.partial(self._evolve, ctx, n, set(keys))
         sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
-                                       allow_prune=not multi)
+                                       allow_prune=not multi, refine=refine)
+        if sel.candidates is not None and len(sel.candidates) > len(cands):
+            for row in sel.candidates[len(cands):]:
+                frac = {e: float(v) for e, v in zip(els, row, strict=True) if v > 0}
+                cands.append(frac)
+                keys.append(composition_key(ctx.builder.realise(frac)))
         ctx.report.update(sel.info)
         ctx.report["phase"] = "model"
         ctx.report["predictions"] = {

@@ -121,6 +121,9 @@ class SurrogateConfig(_Strict):
     initial_sampler: str = "sobol"
     cv_folds: Annotated[int, Field(ge=0, le=50)] = 5
     candidates: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    #: continuous spaces: refine the sampled candidates by optimising the acquisition over the
+    #: simplex with differential evolution (scipy) for this many generations; 0 turns it off
+    evolve: Annotated[int, Field(ge=0, le=1000)] = 30
     prune: PruneConfig = Field(default_factory=PruneConfig)
 
 

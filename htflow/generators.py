@@ -9,6 +9,7 @@ active-learning issue plug in here, through the ``results`` they receive.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -57,6 +58,48 @@ class Generator(Protocol):
         """Return up to ``n`` compositions whose realised keys are not in ``ctx.known``."""
 
 
+def realise_within(space: CompositionSpace, builder: StructureBuilder,
+                   fractions: dict[str, float]) -> dict[str, int] | None:
+    """Atom counts for ``fractions`` on the supercell that stay in the space, or None.
+
+    Rounding to whole atoms can push an element past its bound (0.4 of 32 atoms is 12.8: 13
+    atoms is 0.406); then single atoms move from elements over their bound to the present
+    element with the most room, and to elements under their minimum from the one with the
+    most to spare. Constraints are checked on the result.
+    """
+    counts = builder.realise(fractions)
+    n = sum(counts.values())
+
+    def ok(c: dict[str, int]) -> bool:
+        return space.contains({el: k / n for el, k in c.items() if k}, 1e-9)
+
+    if ok(counts) or space.is_grid:
+        return counts if ok(counts) else None
+    limits = space.limits
+    lo = {el: math.ceil(limits[el][0] * n - 1e-9) for el in counts}
+    hi = {el: math.floor(limits[el][1] * n + 1e-9) for el in counts}
+    c = dict(counts)
+    for _ in range(n):
+        over = [el for el in c if c[el] > hi[el]]
+        under = [el for el in c if c[el] < lo[el]]
+        if not over and not under:
+            break
+        if over:
+            src = over[0]
+            dst = max((el for el in c if el != src and c[el] < hi[el]), key=lambda e: (hi[e] - c[e], e),
+                      default=None)
+        else:
+            dst = under[0]
+            src = max((el for el in c if el != dst and c[el] > lo[el]), key=lambda e: (c[e] - lo[e], e),
+                      default=None)
+        if src is None or dst is None:
+            return None
+        c[src] -= 1
+        c[dst] += 1
+    c = {el: k for el, k in c.items() if k}
+    return c if ok(c) else None
+
+
 class _Collector:
     """Accumulates realised, not yet known, distinct compositions."""
 
@@ -66,11 +109,13 @@ class _Collector:
         self.out: list[dict[str, float]] = []
 
     def add(self, fractions: dict[str, float]) -> bool:
-        counts = self.ctx.builder.realise(fractions)
+        counts = realise_within(self.ctx.space, self.ctx.builder, fractions)
+        if counts is None:
+            return False
         total = sum(counts.values())
         realised = {el: c / total for el, c in counts.items()}
         key = composition_key(counts)
-        if key in self.ctx.known or key in self.keys or not self.ctx.space.contains(realised, 1e-9):
+        if key in self.ctx.known or key in self.keys:
             return False
         self.keys.add(key)
         self.out.append(realised)

@@ -51,6 +51,24 @@ def composition_key(comp: Composition | Mapping[str, float] | str) -> str:
     return "".join(f"{el}{fr[el]:.6g}" for el in sorted(fr) if round(fr[el], 9) > 0)
 
 
+def fit_bounds(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:
+    """The point of the simplex within ``[lo, hi]`` that ``x`` (on the simplex) moves to: clipped to
+    the bounds, then the missing (or extra) fraction shared in proportion to each element's room.
+    ``None`` when the bounds leave no room (their minimums add up to more than 1, or maximums to
+    less). A point already within the bounds is returned unchanged."""
+    if lo.sum() > 1 + 1e-12 or hi.sum() < 1 - 1e-12:
+        return None
+    x = np.clip(x, lo, hi)
+    gap = 1.0 - x.sum()
+    if gap > 0:
+        room = hi - x
+        x = x + gap * room / room.sum()
+    elif gap < 0:
+        room = x - lo
+        x = x + gap * room / room.sum()
+    return np.clip(x, lo, hi)
+
+
 @dataclass(frozen=True)
 class CompositionSpace:
     """Element mixtures within bounds, on a grid or continuous.
@@ -262,9 +280,23 @@ class CompositionSpace:
         optional = [i for i in range(n) if i not in required]
         kmin = max(1, len(required))
         k = kmin + min(int(u[-1] * (self.max_elements - kmin + 1)), self.max_elements - kmin)
-        chosen = required + list(rng.choice(optional, size=k - len(required), replace=False))
+        pairs = self.constraints.forbidden_pairs if self.constraints is not None else ()
+        if pairs:  # pick elements one by one among those no chosen one forbids
+            banned = {frozenset(p) for p in pairs}
+            chosen = list(required)
+            for i in rng.permutation(optional):
+                if len(chosen) >= k:
+                    break
+                if all(frozenset((self.elements[i], self.elements[j])) not in banned for j in chosen):
+                    chosen.append(int(i))
+        else:
+            chosen = required + list(rng.choice(optional, size=k - len(required), replace=False))
         # -log(u) gives exponential variates: normalised, a uniform point on the simplex.
         w = -np.log(np.clip(u[chosen], 1e-12, 1.0))
         x = w / w.sum()
-        fr = {self.elements[i]: float(v) for i, v in zip(chosen, x, strict=True)}
+        limits = list(self.limits.values())
+        x = fit_bounds(x, np.array([limits[i][0] for i in chosen]), np.array([limits[i][1] for i in chosen]))
+        if x is None:
+            return None
+        fr = {self.elements[i]: float(v) for i, v in zip(chosen, x, strict=True) if v > 0}
         return fr if self.contains(fr) else None

@@ -59,20 +59,68 @@ def e_above_hull(results: list[dict], references: dict[str, float]) -> dict[str,
 
 
 def hull_plot(results: list[dict], references: dict[str, float], path: Any, title: str = "") -> Any:
-    """The convex hull (formation energy against composition) for a binary or ternary system; PNG path
-    or None (another number of elements, or no results)."""
+    """The convex hull of a binary (formation energy against composition) or ternary (composition
+    triangle with the hull's tie lines) system; PNG path, or None for another number of elements
+    or no results. Stable entries are labelled; the others are coloured by energy above hull."""
+    import numpy as np
+
     from htflow.report import _plt, _save
 
     pd = phase_diagram(results, references)
     if pd is None or len(pd.elements) not in (2, 3):
         return None
-    from pymatgen.analysis.phase_diagram import PDPlotter
-
+    els = sorted(pd.elements, key=lambda e: e.symbol)
+    stable = set(pd.stable_entries)
+    entries = list(pd.all_entries)
+    ehull = np.array([max(0.0, pd.get_e_above_hull(e, allow_negative=True)) for e in entries])
+    form = np.array([pd.get_form_energy_per_atom(e) for e in entries])
+    frac = np.array([[e.composition.get_atomic_fraction(el) for el in els] for e in entries])
+    is_stable = np.array([e in stable for e in entries])
     plt = _plt()
-    plotter = PDPlotter(pd, show_unstable=0.2, backend="matplotlib")
-    ax = plotter.get_plot(label_stable=True, label_unstable=False)
-    fig = ax.figure
-    fig.set_size_inches(6, 4.5)
-    fig.set_dpi(120)
-    ax.set_title(title or f"convex hull: {'-'.join(str(e) for e in pd.elements)}")
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), dpi=120)
+    cmap = "viridis_r"
+    vmax = max(float(ehull.max()), 1e-3)
+    if len(els) == 2:
+        x = frac[:, 1]
+        order = np.argsort(x[is_stable])
+        ax.plot(x[is_stable][order], form[is_stable][order], "-", color="k", lw=1.2, zorder=1)
+        sc = ax.scatter(x[~is_stable], form[~is_stable], c=ehull[~is_stable], cmap=cmap, vmin=0,
+                        vmax=vmax, s=22, zorder=2)
+        ax.scatter(x[is_stable], form[is_stable], color="C3", s=36, marker="s", zorder=3, label="on the hull")
+        ax.set_xlabel(f"fraction of {els[1].symbol} (rest {els[0].symbol})")
+        ax.set_ylabel("formation energy (eV/atom)")
+    else:
+        def xy(f: np.ndarray) -> np.ndarray:
+            return np.c_[f[:, 1] + f[:, 2] / 2, f[:, 2] * np.sqrt(3) / 2]
+
+        corners = xy(np.eye(3))
+        ax.plot(*np.vstack([corners, corners[:1]]).T, color="0.6", lw=1)
+        for el, (cx, cy) in zip(els, corners, strict=True):
+            ax.annotate(el.symbol, (cx, cy), textcoords="offset points", xytext=(0, -12 if cy == 0 else 6),
+                        ha="center", fontsize=10, weight="bold")
+        qfrac = np.array([[e.composition.get_atomic_fraction(el) for el in els] for e in pd.qhull_entries])
+        qxy = xy(qfrac)
+        for facet in pd.facets:
+            for a in range(len(facet)):
+                for b in range(a + 1, len(facet)):
+                    i, j = facet[a], facet[b]
+                    ax.plot(*qxy[[i, j]].T, color="k", lw=0.8, zorder=1)
+        p = xy(frac)
+        sc = ax.scatter(p[~is_stable, 0], p[~is_stable, 1], c=ehull[~is_stable], cmap=cmap, vmin=0,
+                        vmax=vmax, s=22, zorder=2)
+        ax.scatter(p[is_stable, 0], p[is_stable, 1], color="C3", s=36, marker="s", zorder=3,
+                   label="on the hull")
+        ax.set_aspect("equal")
+        ax.axis("off")
+    xs = frac[:, 1] if len(els) == 2 else None
+    for k in np.flatnonzero(is_stable):
+        if len(entries[k].composition.elements) > 1:
+            pos = (xs[k], form[k]) if xs is not None else tuple(xy(frac[k:k + 1])[0])
+            ax.annotate(entries[k].composition.reduced_formula, pos, textcoords="offset points",
+                        xytext=(4, -10), fontsize=7)
+    if (~is_stable).any():
+        fig.colorbar(sc, ax=ax, label="energy above hull (eV/atom)", shrink=0.8)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title or f"convex hull: {'-'.join(e.symbol for e in els)}", fontsize=10)
+    fig.tight_layout()
     return _save(fig, path, plt)

@@ -146,3 +146,32 @@ def test_every_proposal_respects_the_constraints(sampler):
     for c in cands:
         assert len(c["counts"]) <= 3
         assert _violations(c["composition"], CONSTRAINED) == [], c["key"]
+
+
+@pytest.mark.slow
+def test_seven_element_continuous_example_respects_every_constraint(tmp_path):
+    """workflows/hea-continuous.yaml, shrunk (16 atoms, 16 evaluations): runs on EMT within its budget,
+    differential evolution adds candidates every model round, and every proposal obeys the file."""
+    import yaml
+    from conftest import ROOT
+
+    cfg = yaml.safe_load((ROOT / "workflows" / "hea-continuous.yaml").read_text())
+    cfg["structure"]["n_atoms"] = 16
+    cfg["search"].update({"budget": 16, "batch_size": 4})
+    cfg["search"]["surrogate"].update({"initial": 8, "candidates": 256, "evolve": 10})
+    cfg["store"] = str(tmp_path / "db")
+    assert len(cfg["space"]["elements"]) >= 6
+    camp = Campaign(parse_config(cfg, "test"))
+    doc = camp.run()
+    with camp.db:
+        cands = list(camp.db.candidates.query({"campaign": cfg["name"], "status": {"$ne": "pruned"}}))
+    assert len(cands) == 16 == len(camp.results(status="done"))
+    c = {**cfg["space"]["constraints"], "prices": {}}
+    for cand in cands:
+        comp = cand["composition"]
+        assert len(comp) <= cfg["space"]["max_elements"]
+        assert all(x <= cfg["space"]["bounds"][el][1] + 1e-9 for el, x in comp.items()), cand["key"]
+        assert sum(cand["counts"].values()) == 16
+        assert _violations(comp, c) == [], cand["key"]
+    model_rounds = [r for r in doc["rounds"] if r.get("phase") == "model"]
+    assert model_rounds and all(r.get("evolved", 0) > 0 for r in model_rounds)
