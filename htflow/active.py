@@ -81,6 +81,22 @@ def cross_validate(make_model, X: np.ndarray, y: np.ndarray, folds: int, seed: i
     }
 
 
+FEASIBLE_P = 0.5
+
+
+def weigh(acq: np.ndarray, p_ok: np.ndarray) -> np.ndarray:
+    """The acquisition given each candidate's probability of a successful calculation.
+
+    Candidates likelier to fail than not are left out (unless that leaves none); a non-negative
+    acquisition is also multiplied by the probability (constrained EI, Gardner et al. 2014).
+    Without leaving them out, an unexplored region where everything failed keeps its promise:
+    failures give the model no values there.
+    """
+    weighted = acq * p_ok if np.all(acq >= 0) else acq
+    ok = p_ok >= FEASIBLE_P
+    return np.where(ok, weighted, -np.inf) if ok.any() else weighted
+
+
 @dataclass
 class Selection:
     """What :meth:`Planner.select` chose and why."""
@@ -106,11 +122,12 @@ class Planner:
         get_surrogate(settings.model)  # fail early on a bad name
 
     def select(self, train: np.ndarray, y: np.ndarray, cands: np.ndarray, n: int, seed: int,
-               rnd: int, allow_prune: bool = True, refine: Any = None) -> Selection:
+               rnd: int, allow_prune: bool = True, refine: Any = None, feasible: Any = None) -> Selection:
         """Choose ``n`` rows of ``cands`` given fractions ``train`` with objective ``y`` (minimised).
 
         ``refine(score) -> rows``, if given, may add candidates once the model is fitted;
-        ``score(fractions) -> acquisition`` (larger is better).
+        ``score(fractions) -> acquisition`` (larger is better). ``feasible(fractions) ->
+        probability of success``, if given, weights the acquisition (see :func:`weigh`).
         """
         s = self.s
         X = self.featurize(train)
@@ -138,7 +155,8 @@ class Planner:
 
             def score(fractions: np.ndarray) -> np.ndarray:
                 m, sd = model.predict(self.featurize(fractions))
-                return np.asarray(self.acquire(m, sd, best, rng=acq_rng, beta=s.beta, xi=s.xi), float)
+                a = np.asarray(self.acquire(m, sd, best, rng=acq_rng, beta=s.beta, xi=s.xi), float)
+                return weigh(a, feasible(fractions)) if feasible is not None else a
 
             extra = refine(score)
             if extra is not None and len(extra):
@@ -146,6 +164,9 @@ class Planner:
             info["evolved"] = 0 if extra is None else len(extra)
             info["evolve_seconds"] = time.perf_counter() - t0
         Xc = self.featurize(cands)
+        p_ok = feasible(cands) if feasible is not None else None
+        if p_ok is not None:
+            info["feasibility"] = {"mean_p": float(np.mean(p_ok)), "below_half": int((p_ok < 0.5).sum())}
         mean, std = model.predict(Xc)
         pruned = np.zeros(len(cands), bool)
         cv = info.get("cv") or {}
@@ -164,12 +185,17 @@ class Planner:
         X_all, y_all = X, y
         for _ in range(min(n, int(free.sum()))):
             acq = np.asarray(self.acquire(m, sd, best, rng=rng, beta=s.beta, xi=s.xi), float)
+            if p_ok is not None:
+                acq = weigh(acq, p_ok)
+            masked = np.where(free, acq, -np.inf)
             if s.batch == "top":
-                order = np.argsort(-np.where(free, acq, -np.inf), kind="stable")
-                picks = [int(i) for i in order[: min(n, int(free.sum()))]]
+                order = np.argsort(-masked, kind="stable")
+                picks = [int(i) for i in order[: min(n, int(free.sum()))] if np.isfinite(masked[i])]
                 chosen, scores = picks, [float(acq[i]) for i in picks]
                 break
-            i = int(np.argmax(np.where(free, acq, -np.inf)))
+            i = int(np.argmax(masked))
+            if not np.isfinite(masked[i]):  # the rest are predicted to fail
+                break
             chosen.append(i)
             scores.append(float(acq[i]))
             free[i] = False
@@ -235,6 +261,26 @@ class SurrogateGenerator:
             if point is not None:
                 c.add(point)
         return c.out, [composition_key(ctx.builder.realise(p)) for p in c.out]
+
+    def _feasibility(self, ctx: ProposalContext, done: list[dict], names: list[str]) -> Any:
+        """A classifier of success against failure on the fractions, once something has failed;
+        returns ``fractions -> P(success)`` or None."""
+        failed = [r for r in ctx.results if r.get("status") == "failed" and r.get("composition")]
+        if not failed:
+            return None
+        from sklearn.ensemble import RandomForestClassifier
+
+        els = ctx.space.elements
+        X = fraction_matrix([r["composition"] for r in done + failed], els)
+        labels = np.r_[np.ones(len(done)), np.zeros(len(failed))]
+        clf = RandomForestClassifier(n_estimators=100, random_state=ctx.seed, n_jobs=1)
+        clf.fit(np.c_[X, X > 0], labels)
+        ctx.report["failed_seen"] = len(failed)
+
+        def p_success(fractions: np.ndarray) -> np.ndarray:
+            return clf.predict_proba(np.c_[fractions, fractions > 0])[:, 1]
+
+        return p_success
 
     def _evolve(self, ctx: ProposalContext, n: int, taken: set[str], score: Any) -> np.ndarray:
         """Differential evolution (scipy) of the acquisition over the simplex, within the bounds and
@@ -349,8 +395,9 @@ class SurrogateGenerator:
         refine = None
         if not ctx.space.is_grid and s.evolve:
             refine = functools.partial(self._evolve, ctx, n, set(keys))
+        feasible = self._feasibility(ctx, done, names) if s.feasibility else None
         sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
-                                       allow_prune=not multi, refine=refine)
+                                       allow_prune=not multi, refine=refine, feasible=feasible)
         if sel.candidates is not None and len(sel.candidates) > len(cands):
             for row in sel.candidates[len(cands):]:
                 frac = {e: float(v) for e, v in zip(els, row, strict=True) if v > 0}

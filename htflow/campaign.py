@@ -40,7 +40,8 @@ def _round_model_info(report: dict) -> dict:
     if report.get("cv"):
         out["cv"] = {k: v for k, v in report["cv"].items() if k not in ("y_true", "y_pred", "y_std")}
     for k in ("model", "features", "acquisition", "fitted", "n_train", "n_candidates", "pruned",
-              "cv_seconds", "fit_seconds", "evolved", "evolve_seconds", "parego_weights"):
+              "cv_seconds", "fit_seconds", "evolved", "evolve_seconds", "parego_weights", "feasibility",
+              "failed_seen"):
         if k in report:
             out[k] = report[k]
     return out

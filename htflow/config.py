@@ -52,6 +52,11 @@ class SpaceConfig(_Strict):
     max_pool: Annotated[int, Field(ge=1)] = 500_000
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
 
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _empty_constraints(cls, value: Any) -> Any:
+        return {} if value is None else value  # a `constraints:` key with every line commented out
+
     def build(self):  # -> CompositionSpace
         """The :class:`~htflow.space.CompositionSpace` this describes."""
         from htflow.constraints import Constraints
@@ -124,6 +129,9 @@ class SurrogateConfig(_Strict):
     #: continuous spaces: refine the sampled candidates by optimising the acquisition over the
     #: simplex with differential evolution (scipy) for this many generations; 0 turns it off
     evolve: Annotated[int, Field(ge=0, le=1000)] = 30
+    #: learn from failed calculations where they fail (a random-forest classifier on the
+    #: fractions) and weight the acquisition by the probability of success
+    feasibility: bool = True
     prune: PruneConfig = Field(default_factory=PruneConfig)
 
 

@@ -175,3 +175,26 @@ def test_seven_element_continuous_example_respects_every_constraint(tmp_path):
         assert _violations(comp, c) == [], cand["key"]
     model_rounds = [r for r in doc["rounds"] if r.get("phase") == "model"]
     assert model_rounds and all(r.get("evolved", 0) > 0 for r in model_rounds)
+
+
+@pytest.mark.slow
+def test_failures_teach_a_feasibility_classifier():
+    """Calculations fail wherever Pd is 25% or more: with the classifier, the model rounds propose
+    far fewer compositions that fail than without it (same seed), and each round records it."""
+    failed_late = {}
+    for feasibility in (False, True):
+        cfg = {"name": "f", "space": {"elements": ["Cu", "Ni", "Pd", "Ag"], "step": 0.125, "max_elements": 3},
+               "structure": {"prototype": "fcc", "n_atoms": 16},
+               "calculator": {"name": "htflow.testing:FailingEMT", "options": {"element": "Pd", "fraction": 0.25}},
+               "objectives": [{"name": "formation_energy_per_atom"}],
+               "search": {"batch_size": 6, "budget": 36, "seed": 4,
+                          "surrogate": {"initial": 8, "feasibility": feasibility}},
+               "store": "memory://"}
+        camp = Campaign(parse_config(cfg, "test"))
+        doc = camp.run()
+        model_rounds = {r["round"] for r in doc["rounds"] if r.get("phase") == "model"}
+        failed_late[feasibility] = sum(r["round"] in model_rounds for r in camp.results(status="failed"))
+        assert len(camp.results()) == 36  # failures are recorded, never fatal
+        if feasibility:
+            assert all("feasibility" in r for r in doc["rounds"] if r["round"] in model_rounds)
+    assert failed_late[True] <= failed_late[False] / 2, failed_late
