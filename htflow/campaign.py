@@ -474,13 +474,17 @@ class Campaign:
     def _update_hull(self, refs: dict[str, float]) -> dict | None:
         """Recompute the convex hull over every result so far; store each result's ``e_above_hull``
         where it changed. Returns the round's hull summary (None without energies)."""
-        from htflow.thermo import CHANGED_EV, e_above_hull
+        from htflow.thermo import CHANGED_EV, affected_systems, e_above_hull
 
         fields = ["key", "counts", "energy_per_atom", "status", "formula", "e_above_hull"]
         results = self.results(status="done", properties=fields)
-        distances = e_above_hull(results, refs)
-        if not distances:
+        # only the systems that results without a distance yet (this round's) can have changed
+        fresh = [r for r in results if r.get("e_above_hull") is None]
+        distances = e_above_hull(results, refs, affected_systems(results, fresh)) if fresh else {}
+        if not distances and not any(r.get("e_above_hull") is not None for r in results):
             return None
+        known = {r["key"]: r["e_above_hull"] for r in results if r.get("e_above_hull") is not None}
+        everything = {**known, **distances}
         changed = [r["key"] for r in results if r["key"] in distances
                    and (r.get("e_above_hull") is None
                         or abs(r["e_above_hull"] - distances[r["key"]]) > CHANGED_EV)]
@@ -491,8 +495,8 @@ class Campaign:
                 d["e_above_hull"] = distances[d["key"]]
             with self.db.transaction():
                 self.db.results.update(docs, key=ENTRY_KEY)
-        stable = sorted(k for k, v in distances.items() if v <= CHANGED_EV)
-        return {"entries": len(distances), "stable": len(stable), "updated": len(changed)}
+        stable = sorted(k for k, v in everything.items() if v <= CHANGED_EV)
+        return {"entries": len(everything), "stable": len(stable), "updated": len(changed)}
 
     def _update_pareto(self, doc: dict) -> dict | None:
         """Several objectives: the Pareto front of every result so far and its hypervolume.

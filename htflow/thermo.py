@@ -6,7 +6,8 @@ campaign's elemental reference calculations as the elements' entries (the
 same calculator and settings as the results, so energies are comparable).
 Total energies are used, so the hull does not depend on how formation
 energies were referenced. It is recomputed after every round and each
-result's ``e_above_hull`` (eV/atom) is updated where it changed.
+result's ``e_above_hull`` (eV/atom) is updated where it changed. Distances are computed per
+chemical system (exact, and far cheaper than one hull of many elements).
 """
 
 from __future__ import annotations
@@ -46,16 +47,45 @@ def phase_diagram(results: list[dict], references: dict[str, float]) -> Any:
     return PhaseDiagram(es, elements=None)
 
 
-def e_above_hull(results: list[dict], references: dict[str, float]) -> dict[str, float]:
-    """Energy above the hull (eV/atom) of every done result, by key (0 for a vertex of the hull)."""
-    pd = phase_diagram(results, references)
-    if pd is None:
-        return {}
+def e_above_hull(results: list[dict], references: dict[str, float],
+                 systems: set[frozenset] | None = None) -> dict[str, float]:
+    """Energy above the hull (eV/atom) of every done result, by key (0 for a vertex of the hull).
+
+    Computed per chemical system: a result's distance to the hull depends only on the entries
+    whose elements are a subset of its own (its decomposition cannot use another element), so
+    each system's small hull gives exactly what the hull of the whole space would, and stays
+    cheap where the whole space's hull is not (seven elements: 2.0 s for 400 results as one
+    hull, 0.22 s as 50 small ones). ``systems``: only the results of these chemical systems
+    (element sets), e.g. those a round's new results can have changed (:func:`affected_systems`).
+    """
+    from pymatgen.analysis.phase_diagram import PhaseDiagram
+
+    es = entries(results, references)
+    by_system: dict[frozenset, list] = {}
+    for e in es:
+        if not str(e.attribute).startswith("ref:"):
+            by_system.setdefault(frozenset(el.symbol for el in e.composition.elements), []).append(e)
     out: dict[str, float] = {}
-    for entry in pd.all_entries:
-        if entry.attribute and not str(entry.attribute).startswith("ref:"):
+    for system, members in by_system.items():
+        if not system <= set(references) or (systems is not None and system not in systems):
+            continue
+        pool = [e for e in es if {el.symbol for el in e.composition.elements} <= system]
+        pd = PhaseDiagram(pool)
+        for entry in members:
             out[entry.attribute] = max(0.0, float(pd.get_e_above_hull(entry, allow_negative=True)))
     return out
+
+
+def system_of(result: dict) -> frozenset:
+    """The chemical system (element set) of a result."""
+    return frozenset(el for el, n in (result.get("counts") or {}).items() if n)
+
+
+def affected_systems(results: list[dict], new: list[dict]) -> set[frozenset]:
+    """The systems whose hull distances ``new`` results can change: every system of ``results``
+    that contains the system of a new one."""
+    touched = {system_of(r) for r in new}
+    return {s for s in {system_of(r) for r in results} if any(t <= s for t in touched)}
 
 
 def hull_plot(results: list[dict], references: dict[str, float], path: Any, title: str = "") -> Any:

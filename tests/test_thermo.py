@@ -71,3 +71,31 @@ def test_hull_plot_binary_ternary_only(tmp_path):
     quaternary = [*ternary, {"key": "AgCu", "counts": {"Ag": 1, "Cu": 1}, "energy_per_atom": -1.3}]
     assert hull_plot(quaternary, refs, tmp_path / "q.png") is None
     assert not (tmp_path / "q.png").exists()
+
+
+def test_per_system_hulls_equal_one_hull_of_the_whole_space():
+    """Seven elements, 150 random compositions of the bundled pool: per-system distances (and the
+    incremental update's choice of systems) equal one PhaseDiagram over everything."""
+    import csv
+    from importlib.resources import files
+
+    import numpy as np
+
+    from htflow.thermo import affected_systems, system_of
+
+    rows = list(csv.DictReader((files("htflow") / "data" / "emt-fcc7.csv").read_text().splitlines()))
+    els = ["Ag", "Al", "Au", "Cu", "Ni", "Pd", "Pt"]
+    res = [{"key": r["key"], "counts": {e: int(r[e]) for e in els if int(r[e])}, "n_atoms": 32,
+            "energy_per_atom": float(r["energy_per_atom"])} for r in rows]
+    refs = {e: next(x["energy_per_atom"] for x in res if x["counts"] == {e: 32}) for e in els}
+    pick = [res[i] for i in np.random.default_rng(3).permutation(len(res))[:150]]
+    want = independent_hull(pick, refs)
+    got = e_above_hull(pick, refs)
+    assert set(got) == set(want)
+    assert max(abs(got[k] - want[k]) for k in want) < 1e-9
+    # a new result can only change the distances of results whose system contains its own
+    new = pick[:3]
+    systems = affected_systems(pick, new)
+    assert all(any(system_of(n) <= s for n in new) for s in systems)
+    part = e_above_hull(pick, refs, systems)
+    assert set(part) == {r["key"] for r in pick if system_of(r) in systems}
