@@ -299,19 +299,13 @@ class SurrogateGenerator:
         limits = list(space.limits.values())
         lo_all = np.array([lim[0] for lim in limits])
         hi_all = np.array([lim[1] for lim in limits])
-        pairs = {frozenset(p) for p in (space.constraints.forbidden_pairs if space.constraints else ())}
-        required = [i for i in range(d) if lo_all[i] > 0]
 
         def realise(z: np.ndarray) -> dict[str, float] | None:
             # the largest coordinates name the elements (required ones first, no forbidden pair,
             # at most max_elements); their values, moved into the bounds, are the fractions
             z = np.clip(z, 0, 1)
-            keep = list(required)
-            for i in np.argsort(-z, kind="stable"):
-                if len(keep) >= kmax:
-                    break
-                if i not in keep and z[i] > 0 and all(frozenset((els[i], els[j])) not in pairs for j in keep):
-                    keep.append(int(i))
+            order = [i for i in np.argsort(-z, kind="stable") if z[i] > 0]
+            keep = space.pick_elements(order, kmax)
             if not keep or z[keep].sum() <= 0:
                 return None
             x = np.zeros(d)

@@ -451,8 +451,11 @@ class Campaign:
             store(outcome)
         for outcome in self.executor.run(tasks, self.db.job_store()):
             store(outcome)
-        hull = self._update_hull(refs)
-        pareto = self._update_pareto(doc)
+        fields = ["key", "counts", "energy_per_atom", "status", "formula", "e_above_hull",
+                  *(o.name for o in self.config.objectives)]
+        done = self.results(status="done", properties=list(dict.fromkeys(fields)))
+        hull = self._update_hull(refs, done)
+        pareto = self._update_pareto(doc, done)
         best = doc.get("best") or {}
         summary = next((r for r in doc["rounds"] if r["round"] == rnd), {"round": rnd})
         summary.update({
@@ -471,13 +474,11 @@ class Campaign:
             progress.end_round(RoundSummary(rnd, len(batch), failed, best.get("key"), best.get("value"),
                                             summary.get("cv"), summary.get("pruned") or 0))
 
-    def _update_hull(self, refs: dict[str, float]) -> dict | None:
-        """Recompute the convex hull over every result so far; store each result's ``e_above_hull``
-        where it changed. Returns the round's hull summary (None without energies)."""
+    def _update_hull(self, refs: dict[str, float], results: list[dict]) -> dict | None:
+        """Recompute the convex hull over the done ``results`` so far; store each result's
+        ``e_above_hull`` where it changed. Returns the round's hull summary (None without energies)."""
         from htflow.thermo import CHANGED_EV, affected_systems, e_above_hull
 
-        fields = ["key", "counts", "energy_per_atom", "status", "formula", "e_above_hull"]
-        results = self.results(status="done", properties=fields)
         # only the systems that results without a distance yet (this round's) can have changed
         fresh = [r for r in results if r.get("e_above_hull") is None]
         distances = e_above_hull(results, refs, affected_systems(results, fresh)) if fresh else {}
@@ -498,7 +499,7 @@ class Campaign:
         stable = sorted(k for k, v in everything.items() if v <= CHANGED_EV)
         return {"entries": len(everything), "stable": len(stable), "updated": len(changed)}
 
-    def _update_pareto(self, doc: dict) -> dict | None:
+    def _update_pareto(self, doc: dict, results: list[dict]) -> dict | None:
         """Several objectives: the Pareto front of every result so far and its hypervolume.
 
         The reference point is fixed the first time (each objective's ``reference``, else just
@@ -510,8 +511,7 @@ class Campaign:
         from htflow.pareto import default_reference, hypervolume, pareto_mask
 
         names, goals = [o.name for o in objectives], [o.goal for o in objectives]
-        rows = [r for r in self.results(status="done", properties=["key", *names])
-                if all(r.get(k) is not None for k in names)]
+        rows = [r for r in results if all(r.get(k) is not None for k in names)]
         if not rows:
             return None
         y = [[r[k] for k in names] for r in rows]

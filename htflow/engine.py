@@ -114,9 +114,7 @@ class DocStore(Store):
         if limit:
             docs = docs[:limit]
         if properties:
-            names = properties if isinstance(properties, list) else [p for p, v in properties.items() if v]
-            for d in docs:
-                yield {p: d[p] for p in names if p in d}
+            yield from self._project(docs, properties)
         else:
             yield from docs
 
@@ -125,7 +123,28 @@ class DocStore(Store):
 
     def groupby(self, keys: Any, criteria: Any = None, properties: Any = None, sort: Any = None,
                 skip: int = 0, limit: int = 0) -> Iterator:
-        raise NotImplementedError("DocStore holds one unit's documents; group them in the real store")
+        """Documents grouped by the values of ``keys`` (dotted paths): ``(group, docs)`` pairs; with
+        ``properties``, the documents hold those and the keys (as maggma's stores do)."""
+        import pydash
+
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        names = [] if not properties else (properties if isinstance(properties, list)
+                                           else [p for p, v in properties.items() if v])
+        groups: dict[str, tuple[dict, list[dict]]] = {}
+        for doc in self.query(criteria, properties=None, sort=sort):
+            values = {k: pydash.get(doc, k) for k in keys}
+            group = groups.setdefault(repr(sorted(values.items())), ({}, []))
+            for k, v in values.items():
+                pydash.set_(group[0], k, v)
+            group[1].append(doc if not properties else next(self._project([doc], [*names, *keys])))
+        items = list(groups.values())[skip:]
+        yield from items[:limit] if limit else items
+
+    @staticmethod
+    def _project(docs: list[dict], properties: Any) -> Iterator[dict]:
+        names = properties if isinstance(properties, list) else [p for p, v in properties.items() if v]
+        for d in docs:
+            yield {p: d[p] for p in names if p in d}
 
     def remove_docs(self, criteria: dict) -> None:
         for doc in list(self.query(criteria)):

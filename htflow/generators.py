@@ -73,8 +73,10 @@ def realise_within(space: CompositionSpace, builder: StructureBuilder,
     def ok(c: dict[str, int]) -> bool:
         return space.contains({el: k / n for el, k in c.items() if k}, 1e-9)
 
-    if ok(counts) or space.is_grid:
-        return counts if ok(counts) else None
+    if ok(counts):
+        return counts
+    if space.is_grid:  # grid points are realised exactly: nothing to move
+        return None
     limits = space.limits
     lo = {el: math.ceil(limits[el][0] * n - 1e-9) for el in counts}
     hi = {el: math.floor(limits[el][1] * n + 1e-9) for el in counts}

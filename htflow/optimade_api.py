@@ -22,6 +22,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pydash
+
 PREFIX = "htflow"
 REFRESH_SECONDS = 5.0
 
@@ -42,14 +44,6 @@ PROVIDER_FIELDS: dict[str, tuple[str, str, str | None, str]] = {
     "campaign": ("source.campaign", "string", None, "the campaign whose result this entry is"),
     "seen_in": ("seen_in", "list", None, "every campaign that evaluated this material"),
 }
-
-
-def _get(doc: dict, dotted: str) -> Any:
-    for part in dotted.split("."):
-        if not isinstance(doc, dict):
-            return None
-        doc = doc.get(part)  # type: ignore[assignment]
-    return doc
 
 
 def _when(value: Any) -> datetime:
@@ -82,7 +76,7 @@ def to_optimade(material: dict) -> dict | None:
     doc = {"id": str(material["material_id"]), "immutable_id": str(material["material_id"]),
            "last_modified": _when(material.get("built_from") or material.get("created_at")), **attrs}
     for name, (field, _type, _unit, _text) in PROVIDER_FIELDS.items():
-        value = _get(material, field)
+        value = pydash.get(material, field)
         if value is not None:
             doc[name] = value
     return doc

@@ -268,6 +268,20 @@ class CompositionSpace:
         return pool
 
     # -- continuous sampling ---------------------------------------------------
+    def pick_elements(self, order, k: int) -> list[int]:
+        """Indices of up to ``k`` elements: the required ones (minimum above 0), then from ``order``
+        (indices, most wanted first) each one no element already chosen forms a forbidden pair with."""
+        limits = list(self.limits.values())
+        chosen = [i for i, (lo, _) in enumerate(limits) if lo > 0]
+        banned = {frozenset(p) for p in (self.constraints.forbidden_pairs if self.constraints else ())}
+        for i in order:
+            if len(chosen) >= k:
+                break
+            if int(i) not in chosen and all(
+                    frozenset((self.elements[int(i)], self.elements[j])) not in banned for j in chosen):
+                chosen.append(int(i))
+        return chosen
+
     def sample(self, rng: np.random.Generator, u: np.ndarray | None = None) -> dict[str, float] | None:
         """One composition from the space (uniform on the simplex of a random subset).
 
@@ -280,15 +294,8 @@ class CompositionSpace:
         optional = [i for i in range(n) if i not in required]
         kmin = max(1, len(required))
         k = kmin + min(int(u[-1] * (self.max_elements - kmin + 1)), self.max_elements - kmin)
-        pairs = self.constraints.forbidden_pairs if self.constraints is not None else ()
-        if pairs:  # pick elements one by one among those no chosen one forbids
-            banned = {frozenset(p) for p in pairs}
-            chosen = list(required)
-            for i in rng.permutation(optional):
-                if len(chosen) >= k:
-                    break
-                if all(frozenset((self.elements[i], self.elements[j])) not in banned for j in chosen):
-                    chosen.append(int(i))
+        if self.constraints is not None and self.constraints.forbidden_pairs:
+            chosen = self.pick_elements(rng.permutation(optional), k)
         else:
             chosen = required + list(rng.choice(optional, size=k - len(required), replace=False))
         # -log(u) gives exponential variates: normalised, a uniform point on the simplex.

@@ -61,15 +61,16 @@ def e_above_hull(results: list[dict], references: dict[str, float],
     from pymatgen.analysis.phase_diagram import PhaseDiagram
 
     es = entries(results, references)
+    system = {id(e): frozenset(el.symbol for el in e.composition.elements) for e in es}
     by_system: dict[frozenset, list] = {}
     for e in es:
         if not str(e.attribute).startswith("ref:"):
-            by_system.setdefault(frozenset(el.symbol for el in e.composition.elements), []).append(e)
+            by_system.setdefault(system[id(e)], []).append(e)
     out: dict[str, float] = {}
-    for system, members in by_system.items():
-        if not system <= set(references) or (systems is not None and system not in systems):
+    for chem, members in by_system.items():
+        if not chem <= set(references) or (systems is not None and chem not in systems):
             continue
-        pool = [e for e in es if {el.symbol for el in e.composition.elements} <= system]
+        pool = [e for e in es if system[id(e)] <= chem]
         pd = PhaseDiagram(pool)
         for entry in members:
             out[entry.attribute] = max(0.0, float(pd.get_e_above_hull(entry, allow_negative=True)))

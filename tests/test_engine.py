@@ -128,6 +128,36 @@ def test_docstore_queries_like_mongo():
     assert set(js.additional_stores) == {"data"}
 
 
+def test_docstore_groupby_equals_maggmas_memory_store():
+    from maggma.stores import MemoryStore
+
+    docs = [{"uuid": str(i), "meta": {"kind": k}, "n": n, "v": i}
+            for i, (k, n) in enumerate([("a", 1), ("b", 1), ("a", 2), ("a", 1), ("b", 2)])]
+    mine, ref = DocStore("uuid"), MemoryStore(key="uuid")
+    ref.connect()
+    mine.update(docs, key="uuid")
+    ref.update(docs, key="uuid")
+
+    def norm(groups):
+        return sorted((repr(sorted(pydash_flat(g).items())), sorted(d["uuid"] for d in ds)) for g, ds in groups)
+
+    for keys in ("n", ["meta.kind", "n"]):
+        assert norm(mine.groupby(keys, properties=["uuid"])) == norm(ref.groupby(keys, properties=["uuid"]))
+    crit = {"meta.kind": "a"}
+    assert norm(mine.groupby("n", criteria=crit, properties=["uuid"])) == norm(
+        ref.groupby("n", criteria=crit, properties=["uuid"]))
+    [picked] = [docs for g, docs in mine.groupby("n", properties=["v"]) if g == {"n": 2}]
+    assert sorted(d["v"] for d in picked) == [2, 4] and all(set(d) == {"v", "n"} for d in picked)
+    assert {d["uuid"] for _, members in mine.groupby("n") for d in members} == {d["uuid"] for d in docs}
+
+
+def pydash_flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(pydash_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def test_a_reference_outside_the_flow_is_a_failed_job():
     outside = add(1, 1)
     inner = add(outside.output, 1)

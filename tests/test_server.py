@@ -115,13 +115,15 @@ def test_connection_strings_never_shown(small_campaign, tmp_path):
     assert "hunter2" not in text and "admin" not in text
 
 
-def test_plots_and_dashboard_page(client):
-    # a client of its own: the shared one's connection is closed between tests (conftest's close_all)
-    with TestClient(create_app(StoreConfig(path=client.store))) as client:
-        _plots_and_page(client)
+@pytest.fixture
+def own_client(client):
+    """A client of its own: the shared one's connection is closed between tests (conftest's close_all)."""
+    with TestClient(create_app(StoreConfig(path=client.store))) as c:
+        yield c
 
 
-def _plots_and_page(client):
+def test_plots_and_dashboard_page(own_client):
+    client = own_client
     r = client.get("/api/campaigns/small/plots/learning-curve.png")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     assert r.content.startswith(b"\x89PNG")
