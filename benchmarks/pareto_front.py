@@ -30,7 +30,10 @@ import numpy as np
 
 ELEMENTS = ["Al", "Cu", "Ni", "Pd", "Ag"]
 OBJECTIVES = [("formation_energy_per_atom", "minimize"), ("density", "minimize")]
-STRATEGIES = {"htflow surrogate (ParEGO)": "surrogate", "genetic algorithm": "ga", "random": "random"}
+#: label -> (sampler, multi-objective method of the surrogate sampler)
+STRATEGIES = {"htflow surrogate (EHVI, BoTorch)": ("surrogate", "ehvi"),
+              "htflow surrogate (ParEGO)": ("surrogate", "parego"),
+              "genetic algorithm": ("ga", None), "random": ("random", None)}
 
 
 def truth() -> tuple[list[str], set[str]]:
@@ -46,17 +49,19 @@ def truth() -> tuple[list[str], set[str]]:
 
 
 def run_one(args: tuple[str, int, int, int]) -> tuple[str, int, list[str], float]:
-    sampler, seed, budget, batch = args
+    label, seed, budget, batch = args
+    sampler, method = STRATEGIES[label]
     from htflow.campaign import Campaign
     from htflow.config import parse_config
 
     cfg = {
-        "name": f"pf-{sampler}-{seed}",
+        "name": f"pf-{sampler}-{method or ''}-{seed}",
         "space": {"elements": ELEMENTS, "step": 0.0625, "max_elements": 3},
         "structure": {"prototype": "fcc", "n_atoms": 32},
         "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
         "objectives": [{"name": n, "goal": g} for n, g in OBJECTIVES],
-        "search": {"sampler": sampler, "batch_size": batch, "budget": budget, "seed": seed},
+        "search": {"sampler": sampler, "batch_size": batch, "budget": budget, "seed": seed,
+                   **({"surrogate": {"multi_objective": method}} if method else {})},
         "store": "memory://",
     }
     t0 = time.perf_counter()
@@ -64,7 +69,7 @@ def run_one(args: tuple[str, int, int, int]) -> tuple[str, int, list[str], float
     camp.run()
     order = sorted(camp.results(properties=["key", "round", "created_at"]),
                    key=lambda r: (r["round"], str(r["created_at"])))
-    return sampler, seed, [r["key"] for r in order], time.perf_counter() - t0
+    return label, seed, [r["key"] for r in order], time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,14 +84,19 @@ def main(argv: list[str] | None = None) -> int:
 
     pool, front = truth()
     budget = round(args.share * len(pool))
-    jobs = [(s, seed, budget, args.batch) for s in STRATEGIES.values() for seed in range(args.seeds)]
-    curves: dict[str, list[np.ndarray]] = {s: [] for s in STRATEGIES.values()}
-    seconds: dict[str, list[float]] = {s: [] for s in STRATEGIES.values()}
+    from htflow import ehvi
+
+    labels = [k for k, (_, m) in STRATEGIES.items() if m != "ehvi" or ehvi.available()]
+    if len(labels) < len(STRATEGIES):
+        print(f"BoTorch is not installed: EHVI left out ({ehvi.INSTALL})")
+    jobs = [(s, seed, budget, args.batch) for s in labels for seed in range(args.seeds)]
+    curves: dict[str, list[np.ndarray]] = {s: [] for s in labels}
+    seconds: dict[str, list[float]] = {s: [] for s in labels}
     with ProcessPoolExecutor(args.processes) as ex:
-        for sampler, _seed, keys, secs in ex.map(run_one, jobs):
+        for label, _seed, keys, secs in ex.map(run_one, jobs):
             found = np.cumsum([k in front for k in keys]) / len(front)
-            curves[sampler].append(found)
-            seconds[sampler].append(secs)
+            curves[label].append(found)
+            seconds[label].append(secs)
     marks = [0.05, 0.10, 0.15, 0.20]
     head = ("| strategy | " + " | ".join(f"{round(m * 100)}% of pool ({round(m * len(pool))} evals)"
                                           for m in marks) + " | seeds with ≥ 90% by 20% | s per run |")
@@ -95,15 +105,15 @@ def main(argv: list[str] | None = None) -> int:
              f"seeds, batches of {args.batch}, budget {budget} ({args.share:.0%} of the pool). Cells: median "
              "share of the front found (10th-90th percentile).", "", head,
              "|" + " --- |" * (len(marks) + 3)]
-    for label, sampler in STRATEGIES.items():
-        c = np.array(curves[sampler])
+    for label in labels:
+        c = np.array(curves[label])
         cells = []
         for m in marks:
             k = min(round(m * len(pool)), c.shape[1]) - 1
             q = np.percentile(c[:, k], [50, 10, 90])
             cells.append(f"{q[0]:.0%} ({q[1]:.0%}-{q[2]:.0%})")
         reach = int((c[:, -1] >= 0.9).sum())
-        secs = np.median(seconds[sampler])
+        secs = np.median(seconds[label])
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {reach}/{len(c)} | {secs:.0f} |")
     text = "\n".join(lines)
     print(text)
@@ -117,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     x = np.arange(1, budget + 1)
-    for i, (label, sampler) in enumerate(STRATEGIES.items()):
-        c = np.array(curves[sampler])
+    for i, label in enumerate(labels):
+        c = np.array(curves[label])
         ax.plot(x, np.median(c, axis=0), color=f"C{i}", label=label)
         ax.fill_between(x, *np.percentile(c, [10, 90], axis=0), color=f"C{i}", alpha=0.2)
     ax.axhline(0.9, color="0.5", ls=":", lw=1)

@@ -341,6 +341,58 @@ class SurrogateGenerator:
                 found.setdefault(composition_key(frac), frac)
         return fraction_matrix(list(found.values()), els) if found else np.empty((0, d))
 
+    def mode(self) -> str:
+        """How several objectives are handled: ``ehvi`` or ``parego``."""
+        m = self.settings.multi_objective
+        if m == "auto":
+            from htflow import ehvi
+
+            return "ehvi" if ehvi.available() else "parego"
+        return m
+
+    def _propose_ehvi(self, ctx: ProposalContext, n: int, done: list[dict], objectives: list,
+                      cands: list[dict[str, float]], keys: list[str], train: np.ndarray, refine: Any,
+                      feasible: Any) -> list[dict[str, float]]:
+        """Several objectives by expected hypervolume improvement (:mod:`htflow.ehvi`)."""
+        from htflow import ehvi
+        from htflow.pareto import default_reference
+
+        s, els = self.settings, ctx.space.elements
+        names, goals = [o.name for o in objectives], [o.goal for o in objectives]
+        up = np.array([-1.0 if g == "minimize" else 1.0 for g in goals])  # to "larger is better"
+        values = np.array([[float(r[k]) for k in names] for r in done])
+        ref = ctx.reference or [o.reference if o.reference is not None else a
+                                for o, a in zip(objectives, default_reference(values, goals), strict=True)]
+        out = ehvi.select(self.planner(els).featurize, train, values * up, fraction_matrix(cands, els), n,
+                          list(np.asarray(ref, float) * up), ctx.seed, ctx.round, s.cv_folds, names,
+                          refine=refine, feasible=feasible)
+        info = out["info"]
+        info["features"] = s.features
+        info["reference"] = [float(v) for v in ref]
+        for j, name in enumerate(names):  # CV records in each objective's own direction
+            cv = (info.get("cv_objectives") or {}).get(name)
+            if cv is not None and up[j] < 0:
+                for k in ("y_true", "y_pred"):
+                    cv[k] = [-v for v in cv[k]]
+        if info.get("cv_objectives"):  # the first objective's CV is the round's headline metric
+            info["cv"] = {**info["cv_objectives"].get(names[0], {}), "of": names[0]}
+            if len(info["cv"]) == 1:
+                del info["cv"]
+        allc = out["candidates"]
+        for row in allc[len(cands):]:
+            frac = {e: float(v) for e, v in zip(els, row, strict=True) if v > 0}
+            cands.append(frac)
+            keys.append(composition_key(ctx.builder.realise(frac)))
+        ctx.report.update(info)
+        ctx.report["phase"] = "model"
+        ctx.report["predictions"] = {
+            keys[i]: {"of": "ehvi", "log_ehvi": a,
+                      **{f"mean_{nm}": float(up[j] * out["mean"][k, j]) for j, nm in enumerate(names)},
+                      **{f"std_{nm}": float(out["std"][k, j]) for j, nm in enumerate(names)}}
+            for k, (i, a) in enumerate(zip(out["chosen"], out["acquisition"], strict=True))
+        }
+        return [cands[i] for i in out["chosen"]]
+
     def _pruned_record(self, sel: Selection, i: int, sign: float, y: np.ndarray, rnd: int) -> dict:
         """Why candidate ``i`` was pruned, in the objective's own units and direction."""
         p = self.settings.prune
@@ -377,6 +429,12 @@ class SurrogateGenerator:
             return []
         els = ctx.space.elements
         train = fraction_matrix([r["composition"] for r in done], els)
+        refine = None
+        if not ctx.space.is_grid and s.evolve:
+            refine = functools.partial(self._evolve, ctx, n, set(keys))
+        feasible = self._feasibility(ctx, done, names) if s.feasibility else None
+        if multi and self.mode() == "ehvi":
+            return self._propose_ehvi(ctx, n, done, objectives, cands, keys, train, refine, feasible)
         if multi:
             # ParEGO: this round's random weights scalarise the normalised objectives (augmented
             # Chebyshev); the model learns the scalar. No pruning: a candidate poor for these
@@ -386,10 +444,6 @@ class SurrogateGenerator:
             sign, name = 1.0, "parego"
         else:
             y = sign * np.array([float(r[name]) for r in done])
-        refine = None
-        if not ctx.space.is_grid and s.evolve:
-            refine = functools.partial(self._evolve, ctx, n, set(keys))
-        feasible = self._feasibility(ctx, done, names) if s.feasibility else None
         sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
                                        allow_prune=not multi, refine=refine, feasible=feasible)
         if sel.candidates is not None and len(sel.candidates) > len(cands):

@@ -39,9 +39,12 @@ def _round_model_info(report: dict) -> dict:
     out = {}
     if report.get("cv"):
         out["cv"] = {k: v for k, v in report["cv"].items() if k not in ("y_true", "y_pred", "y_std")}
+    if report.get("cv_objectives"):
+        out["cv_objectives"] = {name: {k: v for k, v in cv.items() if k not in ("y_true", "y_pred", "y_std")}
+                                for name, cv in report["cv_objectives"].items()}
     for k in ("model", "features", "acquisition", "fitted", "n_train", "n_candidates", "pruned",
               "cv_seconds", "fit_seconds", "evolved", "evolve_seconds", "parego_weights", "feasibility",
-              "failed_seen"):
+              "failed_seen", "multi_objective", "reference", "select_seconds"):
         if k in report:
             out[k] = report[k]
     return out
@@ -350,6 +353,7 @@ class Campaign:
             results=self.summaries(),
             objective=self.objective,
             objectives=list(self.config.objectives),
+            reference=(doc or {}).get("hv_reference"),
             _pool=self._pool,
         )
         proposals = self.generator.propose(ctx, n)[:n]

@@ -132,7 +132,20 @@ class SurrogateConfig(_Strict):
     #: learn from failed calculations where they fail (a random-forest classifier on the
     #: fractions) and weight the acquisition by the probability of success
     feasibility: bool = True
+    #: several objectives: expected hypervolume improvement (BoTorch), ParEGO, or ``auto``
+    #: (EHVI when BoTorch is installed, else ParEGO)
+    multi_objective: Literal["auto", "ehvi", "parego"] = "auto"
     prune: PruneConfig = Field(default_factory=PruneConfig)
+
+    @field_validator("multi_objective")
+    @classmethod
+    def _botorch_present(cls, value: str) -> str:
+        from htflow import ehvi
+
+        if value == "ehvi" and not ehvi.available():
+            raise ValueError(f"multi_objective 'ehvi' needs BoTorch, which is not installed: {ehvi.INSTALL}; "
+                             "or use 'parego' (or 'auto': EHVI when BoTorch is installed, else ParEGO)")
+        return value
 
 
 class SearchConfig(_Strict):

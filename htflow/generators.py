@@ -35,6 +35,8 @@ class ProposalContext:
     objective: Any = None
     #: every objective (the first is ``objective``); two or more make the search multi-objective
     objectives: list = field(default_factory=list)
+    #: several objectives: the campaign's hypervolume reference point (fixed the first time)
+    reference: list | None = None
     #: what the generator wants recorded for this round (model metrics, predictions, pruned keys)
     report: dict = field(default_factory=dict)
     _pool: list[dict[str, float]] | None = None

@@ -230,7 +230,8 @@ def campaign_plots(camp, doc: dict, results: list[dict], out: Path, only: str | 
     if only in (None, "parity"):
         rounds = sorted(doc.get("rounds", []), key=lambda r: r["round"])
         last_cv = next((r["cv"] for r in reversed(rounds) if r.get("cv")), None)
-        target = objective if len(camp.config.objectives) == 1 else "ParEGO scalar (that round's weights)"
+        target = (objective if len(camp.config.objectives) == 1
+                  else (last_cv or {}).get("of") or "ParEGO scalar (that round's weights)")
         plots["parity.png"] = (parity_plot(doc["cv_predictions"], last_cv, target, out / "parity.png")
                                if last_cv and doc.get("cv_predictions") else None)
     if only in (None, "hull"):

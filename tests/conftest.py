@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+#: BoTorch compiles its fused qLogEHVI kernel once per machine (about a minute) into torch's
+#: extension cache; the tests share the user's cache instead of compiling it in every fresh HOME
+TORCH_EXTENSIONS = os.environ.get("TORCH_EXTENSIONS_DIR") or str(Path.home() / ".cache" / "torch_extensions")
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +19,7 @@ def _isolated(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("JOBFLOW_CONFIG_FILE", str(tmp_path / "home" / "jobflow.yaml"))
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", TORCH_EXTENSIONS)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
     yield

@@ -100,7 +100,8 @@ def test_parego_beats_random_on_the_front():
     true = {r["key"] for r, on in zip(pool, pareto_mask(y, ["minimize", "minimize"]), strict=True) if on}
     found = {}
     for sampler in ("surrogate", "random"):
-        camp = Campaign(parse_config(_mo_campaign(sampler=sampler, budget=36), "test"))
+        cfg = _mo_campaign(sampler=sampler, budget=36, surrogate={"multi_objective": "parego"})
+        camp = Campaign(parse_config(cfg, "test"))
         camp.run()
         found[sampler] = len(true & {r["key"] for r in camp.results(status="done")})
     assert found["surrogate"] > found["random"]
