@@ -156,13 +156,21 @@ def _from_object(path: str, obj: Any) -> CalculatorSpec:
     )
 
 
+#: machine-learned potentials (:mod:`htflow.mlip`, imported on use: it needs atomate2's force fields)
+MLIP_NAMES = ("chgnet", "sevennet", "mace")
+
+
 def get_calculator(name: str) -> CalculatorSpec:
     """A calculator by registry name or ``package.module:object`` path."""
     if name in REGISTRY:
         return REGISTRY[name]
+    if name in MLIP_NAMES:
+        from htflow.mlip import MLIPSpec
+
+        return MLIPSpec(name)
     if ":" in name:
         return _from_object(name, import_object(name, "calculator.name"))
     raise InputError(
-        f"calculator.name: unknown calculator {name!r}; allowed: {', '.join(sorted(REGISTRY))} "
+        f"calculator.name: unknown calculator {name!r}; allowed: {', '.join(sorted([*REGISTRY, *MLIP_NAMES]))} "
         "or an import path package.module:object"
     )
