@@ -171,6 +171,7 @@ def get_calculator(name: str) -> CalculatorSpec:
     if ":" in name:
         return _from_object(name, import_object(name, "calculator.name"))
     raise InputError(
-        f"calculator.name: unknown calculator {name!r}; allowed: {', '.join(sorted([*REGISTRY, *MLIP_NAMES]))} "
+        f"calculator.name: unknown calculator {name!r}; allowed: "
+        f"{', '.join(sorted([*REGISTRY, *MLIP_NAMES]))} "
         "or an import path package.module:object"
     )

@@ -114,6 +114,8 @@ CASES = [
      ["space.constraints.prices.Cu"]),
     ("constraint-infeasible", "space.constraints", {"max_density": 1.0},
      ["no grid composition satisfies the constraints"]),
+    ("mlip-device-typo", "calculator", {"name": "chgnet", "options": {"device": "gpu"}},
+     ["calculator.options.device", "'auto', 'cpu' or 'cuda'"]),
     ("multi-objective-typo", "search.surrogate", {"multi_objective": "ehv"},
      ["search.surrogate.multi_objective", "'auto', 'ehvi' or 'parego'", "'ehv'"]),
     ("objective-reference-type", "objectives", [{"name": "formation_energy_per_atom", "reference": "high"}],
