@@ -20,8 +20,11 @@ venv: $(STAMP)
 demo: $(STAMP)  ## run the bundled campaign on the embedded store (./htflow-data)
 	$(BIN)/htflow run workflows/demo.yaml
 
+# two pytest workers (pytest-xdist): the tests are single-threaded, the target machine has 2 cores
+TEST_WORKERS ?= 2
+
 test: $(STAMP) browser  ## run the test suite
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 # The dashboard's browser test drives a system Chromium (Playwright's own browser download
 # cannot work offline). Installed with apt-get where we may; otherwise that test is skipped.
