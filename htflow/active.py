@@ -122,12 +122,17 @@ class Planner:
         get_surrogate(settings.model)  # fail early on a bad name
 
     def select(self, train: np.ndarray, y: np.ndarray, cands: np.ndarray, n: int, seed: int,
-               rnd: int, allow_prune: bool = True, refine: Any = None, feasible: Any = None) -> Selection:
+               rnd: int, allow_prune: bool = True, refine: Any = None, feasible: Any = None,
+               threshold: Any = None) -> Selection:
         """Choose ``n`` rows of ``cands`` given fractions ``train`` with objective ``y`` (minimised).
 
         ``refine(score) -> rows``, if given, may add candidates once the model is fitted;
         ``score(fractions) -> acquisition`` (larger is better). ``feasible(fractions) ->
         probability of success``, if given, weights the acquisition (see :func:`weigh`).
+        ``threshold(fractions) -> limit``, if given, makes this a level-set search: the
+        acquisition is the probability that the objective is at most the limit there (e.g. the
+        convex hull plus ``stable_within``), and pruning rules out candidates whose optimistic
+        bound is above it.
         """
         s = self.s
         X = self.featurize(train)
@@ -149,13 +154,22 @@ class Planner:
         if hasattr(model, "describe"):
             info["fitted"] = model.describe()
         best = float(np.min(y))
+
+        def acquire(m: np.ndarray, sd: np.ndarray, rng: np.random.Generator,
+                    limit: np.ndarray | None) -> np.ndarray:
+            if limit is None:
+                return np.asarray(self.acquire(m, sd, best, rng=rng, beta=s.beta, xi=s.xi), float)
+            from scipy.stats import norm
+
+            return norm.cdf((limit - m) / np.maximum(sd, 1e-12))
+
         if refine is not None:
             t0 = time.perf_counter()
             acq_rng = np.random.default_rng([seed, rnd, 4])
 
             def score(fractions: np.ndarray) -> np.ndarray:
                 m, sd = model.predict(self.featurize(fractions))
-                a = np.asarray(self.acquire(m, sd, best, rng=acq_rng, beta=s.beta, xi=s.xi), float)
+                a = acquire(m, sd, acq_rng, threshold(fractions) if threshold is not None else None)
                 return weigh(a, feasible(fractions)) if feasible is not None else a
 
             extra = refine(score)
@@ -168,6 +182,9 @@ class Planner:
         if p_ok is not None:
             info["feasibility"] = {"mean_p": float(np.mean(p_ok)), "below_half": int((p_ok < 0.5).sum())}
         mean, std = model.predict(Xc)
+        limit = threshold(cands) if threshold is not None else None
+        if limit is not None:
+            info["limit"] = limit
         pruned = np.zeros(len(cands), bool)
         cv = info.get("cv") or {}
         r2 = cv.get("r2")
@@ -175,7 +192,8 @@ class Planner:
         if allow_prune and p.enabled and r2 is not None and r2 >= p.min_r2 and len(y) >= p.min_results:
             # the bound uses sigma widened until the CV's held-out errors are covered
             info["sigma_scale"] = cv["sigma_scale"]
-            pruned = mean - p.kappa * cv["sigma_scale"] * std > best + p.margin
+            bound = best if limit is None else limit
+            pruned = mean - p.kappa * cv["sigma_scale"] * std > bound + p.margin
         info["pruned"] = int(pruned.sum())
         rng = np.random.default_rng([seed, rnd, 3])
         free = ~pruned
@@ -184,7 +202,7 @@ class Planner:
         m, sd = mean, std
         X_all, y_all = X, y
         for _ in range(min(n, int(free.sum()))):
-            acq = np.asarray(self.acquire(m, sd, best, rng=rng, beta=s.beta, xi=s.xi), float)
+            acq = acquire(m, sd, rng, limit)
             if p_ok is not None:
                 acq = weigh(acq, p_ok)
             masked = np.where(free, acq, -np.inf)
@@ -208,6 +226,10 @@ class Planner:
                     model = make_model().fit(X_all, y_all)
                 m, sd = model.predict(Xc)
         return Selection(chosen, mean, std, scores, pruned, info, cands)
+
+
+def _above(hull: Any, within: float, fractions: np.ndarray) -> np.ndarray:
+    return hull(fractions) + within
 
 
 def _fmt(v: float) -> str:
@@ -400,6 +422,17 @@ class SurrogateGenerator:
         mean, std = sign * float(sel.mean[i]), float(sel.std[i])
         bound = mean - sign * p.kappa * scale * std
         best = sign * float(np.min(y))
+        if sel.info.get("limit") is not None:
+            limit = float(sel.info["limit"][i])
+            within = self.settings.stable_within
+            return {
+                "round": rnd,
+                "reason": f"optimistic bound (mean - {p.kappa:g} x {scale:.3g} std) {_fmt(bound)} is more "
+                          f"than {within:g} eV/atom above the convex hull there ({_fmt(limit - within)}) "
+                          f"(margin {p.margin:g})",
+                "mean": mean, "std": std, "sigma_scale": scale, "bound": bound, "hull": limit - within,
+                "stable_within": within, "kappa": p.kappa, "margin": p.margin,
+            }
         return {
             "round": rnd,
             "reason": f"optimistic bound (mean {'-' if sign > 0 else '+'} {p.kappa:g} x {scale:.3g} std) "
@@ -444,14 +477,22 @@ class SurrogateGenerator:
             sign, name = 1.0, "parego"
         else:
             y = sign * np.array([float(r[name]) for r in done])
+        threshold = None
+        if s.stable_within is not None and not multi:
+            from htflow.thermo import formation_hull
+
+            hull = formation_hull(done, ctx.references or {}, ctx.phases, els)
+            threshold = functools.partial(_above, hull, s.stable_within)
+            ctx.report["stable_within"] = s.stable_within
         sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
-                                       allow_prune=not multi, refine=refine, feasible=feasible)
+                                       allow_prune=not multi, refine=refine, feasible=feasible,
+                                       threshold=threshold)
         if sel.candidates is not None and len(sel.candidates) > len(cands):
             for row in sel.candidates[len(cands):]:
                 frac = {e: float(v) for e, v in zip(els, row, strict=True) if v > 0}
                 cands.append(frac)
                 keys.append(composition_key(ctx.builder.realise(frac)))
-        ctx.report.update(sel.info)
+        ctx.report.update({k: v for k, v in sel.info.items() if k != "limit"})
         ctx.report["phase"] = "model"
         ctx.report["predictions"] = {
             keys[i]: {"mean": sign * float(sel.mean[i]), "std": float(sel.std[i]), "acquisition": a,

@@ -125,6 +125,11 @@ class Campaign:
         self._sign = 1.0 if self.objective.goal == "minimize" else -1.0
         self._pool: list[dict[str, float]] | None = None
         self._last_report: dict = {}
+        self.phases: list[dict] = []
+        if config.reference_phases:
+            from htflow.thermo import load_phases
+
+            self.phases = load_phases(config.reference_phases, self.space.elements)
 
     @functools.cached_property
     def maker(self) -> EvaluationMaker:
@@ -354,6 +359,8 @@ class Campaign:
             objective=self.objective,
             objectives=list(self.config.objectives),
             reference=(doc or {}).get("hv_reference"),
+            references={el: v["energy_per_atom"] for el, v in ((doc or {}).get("references") or {}).items()},
+            phases=self.phases,
             _pool=self._pool,
         )
         proposals = self.generator.propose(ctx, n)[:n]
@@ -485,7 +492,8 @@ class Campaign:
 
         # only the systems that results without a distance yet (this round's) can have changed
         fresh = [r for r in results if r.get("e_above_hull") is None]
-        distances = e_above_hull(results, refs, affected_systems(results, fresh)) if fresh else {}
+        distances = (e_above_hull(results, refs, affected_systems(results, fresh), phases=self.phases)
+                     if fresh else {})
         if not distances and not any(r.get("e_above_hull") is not None for r in results):
             return None
         known = {r["key"]: r["e_above_hull"] for r in results if r.get("e_above_hull") is not None}
@@ -501,7 +509,13 @@ class Campaign:
             with self.db.transaction():
                 self.db.results.update(docs, key=ENTRY_KEY)
         stable = sorted(k for k, v in everything.items() if v <= CHANGED_EV)
-        return {"entries": len(everything), "stable": len(stable), "updated": len(changed)}
+        out = {"entries": len(everything), "stable": len(stable), "updated": len(changed),
+               "phases": len(self.phases)}
+        within = self.config.search.surrogate.stable_within
+        if within is not None:
+            out["stable_within"] = within
+            out["within"] = sum(v <= within + CHANGED_EV for v in everything.values())
+        return out
 
     def _update_pareto(self, doc: dict, results: list[dict]) -> dict | None:
         """Several objectives: the Pareto front of every result so far and its hypervolume.

@@ -135,6 +135,10 @@ class SurrogateConfig(_Strict):
     #: several objectives: expected hypervolume improvement (BoTorch), ParEGO, or ``auto``
     #: (EHVI when BoTorch is installed, else ParEGO)
     multi_objective: Literal["auto", "ehvi", "parego"] = "auto"
+    #: eV/atom: search for compositions within this of the convex hull: the acquisition is the
+    #: probability of a formation energy at most this far above the hull, and pruning rules out
+    #: candidates whose optimistic bound is further above it (objective formation_energy_per_atom)
+    stable_within: Annotated[float, Field(ge=0, le=10)] | None = None
     prune: PruneConfig = Field(default_factory=PruneConfig)
 
     @field_validator("multi_objective")
@@ -250,6 +254,9 @@ class CampaignConfig(_Strict):
     search: SearchConfig
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    #: CSV (formula, energy_per_atom) of known phases computed with the same calculator: they join
+    #: the convex hull (energy above hull, stable_within)
+    reference_phases: str | None = None
 
     @field_validator("store", mode="before")
     @classmethod
@@ -331,6 +338,17 @@ class CampaignConfig(_Strict):
                     f"{self.calculator.name!r}{hint}; allowed: {', '.join(sorted(props))}"
                 )
         check_store_config(self.store)
+        if self.reference_phases:
+            from htflow.thermo import load_phases
+
+            load_phases(self.reference_phases, space.elements)
+        if self.search.surrogate.stable_within is not None:
+            objs = [(o.name, o.goal) for o in self.objectives]
+            if self.search.sampler != "surrogate" or objs != [("formation_energy_per_atom", "minimize")]:
+                raise InputError(
+                    "search.surrogate.stable_within: needs sampler surrogate and the one objective "
+                    "formation_energy_per_atom (minimize), whose hull it measures; got sampler "
+                    f"{self.search.sampler!r} and objectives {', '.join(n for n, _ in objs)}")
 
 
 def _check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:

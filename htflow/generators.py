@@ -37,6 +37,9 @@ class ProposalContext:
     objectives: list = field(default_factory=list)
     #: several objectives: the campaign's hypervolume reference point (fixed the first time)
     reference: list | None = None
+    #: the elements' reference energies per atom and the user's reference phases (for the hull)
+    references: dict | None = None
+    phases: list | None = None
     #: what the generator wants recorded for this round (model metrics, predictions, pruned keys)
     report: dict = field(default_factory=dict)
     _pool: list[dict[str, float]] | None = None

@@ -18,16 +18,59 @@ CHANGED_EV = 1e-9
 """A stored ``e_above_hull`` is rewritten only when it moved by more than this (eV/atom)."""
 
 
-def entries(results: list[dict], references: dict[str, float]) -> list[Any]:
-    """PDEntries: one per done result with an energy, plus one per element at its reference energy.
+def load_phases(path: str, elements: list[str]) -> list[dict]:
+    """Reference phases from a CSV file with columns ``formula`` and ``energy_per_atom`` (eV/atom,
+    total energies from the campaign's own calculator and settings): known compounds that join
+    the hull. Phases with an element outside ``elements`` are left out. Raises :class:`InputError`."""
+    import csv
+    import math
+    from pathlib import Path
+
+    from pymatgen.core import Composition
+
+    from htflow.errors import InputError
+
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise InputError(f"reference_phases: file {path!r} does not exist")
+    try:
+        rows = list(csv.DictReader(file.read_text().splitlines()))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"reference_phases: cannot read {path!r} as CSV ({exc})") from None
+    if not rows or not {"formula", "energy_per_atom"} <= set(rows[0]):
+        raise InputError(f"reference_phases: {path!r} needs a header with columns formula and "
+                         "energy_per_atom (eV/atom, from the campaign's calculator)")
+    out = []
+    for i, row in enumerate(rows, start=2):
+        try:
+            comp = Composition(row["formula"])
+            energy = float(row["energy_per_atom"])
+        except (ValueError, TypeError, KeyError):
+            raise InputError(f"reference_phases: {path!r} line {i}: need a formula and a number, got "
+                             f"{row.get('formula')!r}, {row.get('energy_per_atom')!r}") from None
+        if not math.isfinite(energy) or not len(comp):
+            raise InputError(f"reference_phases: {path!r} line {i}: {row['formula']!r} has no finite energy")
+        if {el.symbol for el in comp.elements} <= set(elements):
+            counts = {el.symbol: float(n) for el, n in comp.items()}
+            out.append({"formula": comp.reduced_formula, "counts": counts, "energy_per_atom": energy})
+    return out
+
+
+def entries(results: list[dict], references: dict[str, float], phases: list[dict] | None = None) -> list[Any]:
+    """PDEntries: one per done result with an energy, one per element at its reference energy, and
+    one per reference phase (:func:`load_phases`).
 
     ``results`` need ``key``, ``counts`` and ``energy_per_atom``; the entry's
-    ``entry_id`` is the result's key (``ref:El`` for the references).
+    ``attribute`` is the result's key (``ref:El`` for the references, ``phase:formula`` for phases).
     """
     from pymatgen.analysis.phase_diagram import PDEntry
     from pymatgen.core import Composition
 
     out = [PDEntry(Composition({el: 1}), e, name=el, attribute=f"ref:{el}") for el, e in references.items()]
+    for ph in phases or []:
+        comp = Composition(ph["counts"])
+        out.append(PDEntry(comp, ph["energy_per_atom"] * comp.num_atoms, name=ph["formula"],
+                           attribute=f"phase:{ph['formula']}"))
     for r in results:
         if r.get("status", "done") != "done" or r.get("energy_per_atom") is None or not r.get("counts"):
             continue
@@ -37,18 +80,18 @@ def entries(results: list[dict], references: dict[str, float]) -> list[Any]:
     return out
 
 
-def phase_diagram(results: list[dict], references: dict[str, float]) -> Any:
+def phase_diagram(results: list[dict], references: dict[str, float], phases: list[dict] | None = None) -> Any:
     """The convex hull of ``results`` with the elemental references (None with no result)."""
     from pymatgen.analysis.phase_diagram import PhaseDiagram
 
-    es = entries(results, references)
+    es = entries(results, references, phases)
     if len(es) <= len(references):
         return None
     return PhaseDiagram(es, elements=None)
 
 
 def e_above_hull(results: list[dict], references: dict[str, float],
-                 systems: set[frozenset] | None = None) -> dict[str, float]:
+                 systems: set[frozenset] | None = None, phases: list[dict] | None = None) -> dict[str, float]:
     """Energy above the hull (eV/atom) of every done result, by key (0 for a vertex of the hull).
 
     Computed per chemical system: a result's distance to the hull depends only on the entries
@@ -60,11 +103,11 @@ def e_above_hull(results: list[dict], references: dict[str, float],
     """
     from pymatgen.analysis.phase_diagram import PhaseDiagram
 
-    es = entries(results, references)
+    es = entries(results, references, phases)
     system = {id(e): frozenset(el.symbol for el in e.composition.elements) for e in es}
     by_system: dict[frozenset, list] = {}
     for e in es:
-        if not str(e.attribute).startswith("ref:"):
+        if not str(e.attribute).startswith(("ref:", "phase:")):
             by_system.setdefault(system[id(e)], []).append(e)
     out: dict[str, float] = {}
     for chem, members in by_system.items():
@@ -75,6 +118,44 @@ def e_above_hull(results: list[dict], references: dict[str, float],
         for entry in members:
             out[entry.attribute] = max(0.0, float(pd.get_e_above_hull(entry, allow_negative=True)))
     return out
+
+
+def formation_hull(results: list[dict], references: dict[str, float], phases: list[dict] | None,
+                   elements: list[str]) -> Any:
+    """``fractions (n, len(elements)) -> formation energy per atom of the hull there`` (eV/atom):
+    the lower convex hull of the done results' formation energies, the elements at 0 and the
+    reference phases, per chemical system. A composition above it by more than X is not stable
+    within X."""
+    import numpy as np
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    pts: list[tuple[dict, float]] = [({el: 1.0}, 0.0) for el in elements]
+    for r in results:
+        f = r.get("formation_energy_per_atom")
+        if r.get("status", "done") == "done" and f is not None and r.get("counts"):
+            pts.append((r["counts"], float(f)))
+    for ph in phases or []:
+        total = sum(ph["counts"].values())
+        f = ph["energy_per_atom"] - sum(n / total * references[el] for el, n in ph["counts"].items())
+        pts.append((ph["counts"], f))
+    es = [PDEntry(Composition(c), f * Composition(c).num_atoms) for c, f in pts]
+    sys_of = [frozenset(el.symbol for el in e.composition.elements) for e in es]
+    cache: dict[frozenset, Any] = {}
+
+    def hull(fractions: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(fractions))
+        for i, row in enumerate(np.asarray(fractions, float)):
+            chem = frozenset(el for el, x in zip(elements, row, strict=True) if x > 1e-12)
+            if len(chem) < 2:
+                continue
+            if chem not in cache:
+                cache[chem] = PhaseDiagram([e for e, s in zip(es, sys_of, strict=True) if s <= chem])
+            comp = Composition({el: x for el, x in zip(elements, row, strict=True) if x > 1e-12})
+            out[i] = cache[chem].get_hull_energy_per_atom(comp)
+        return out
+
+    return hull
 
 
 def system_of(result: dict) -> frozenset:
@@ -89,7 +170,8 @@ def affected_systems(results: list[dict], new: list[dict]) -> set[frozenset]:
     return {s for s in {system_of(r) for r in results} if any(t <= s for t in touched)}
 
 
-def hull_plot(results: list[dict], references: dict[str, float], path: Any, title: str = "") -> Any:
+def hull_plot(results: list[dict], references: dict[str, float], path: Any, title: str = "",
+              phases: list[dict] | None = None) -> Any:
     """The convex hull of a binary (formation energy against composition) or ternary (composition
     triangle with the hull's tie lines) system; PNG path, or None for another number of elements
     or no results. Stable entries are labelled; the others are coloured by energy above hull."""
@@ -97,7 +179,7 @@ def hull_plot(results: list[dict], references: dict[str, float], path: Any, titl
 
     from htflow.report import _plt, _save
 
-    pd = phase_diagram(results, references)
+    pd = phase_diagram(results, references, phases)
     if pd is None or len(pd.elements) not in (2, 3):
         return None
     els = sorted(pd.elements, key=lambda e: e.symbol)

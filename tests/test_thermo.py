@@ -99,3 +99,100 @@ def test_per_system_hulls_equal_one_hull_of_the_whole_space():
     assert all(any(system_of(n) <= s for n in new) for s in systems)
     part = e_above_hull(pick, refs, systems)
     assert set(part) == {r["key"] for r in pick if system_of(r) in systems}
+
+
+def _pool_campaign(**search) -> dict:
+    return {
+        "name": "st",
+        "space": {"elements": ["Al", "Cu", "Ni", "Pd", "Pt"], "step": 0.0625, "max_elements": 2},
+        "structure": {"prototype": "fcc", "n_atoms": 32},
+        "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
+        "search": {"batch_size": 6, "budget": 36, "seed": 3, **search},
+        "store": "memory://",
+    }
+
+
+def test_reference_phases_join_the_hull(tmp_path):
+    """A user's reference phase (made up: CuPd, deeper than anything computed) joins the hull: every
+    stored e_above_hull equals an independent PhaseDiagram that includes it."""
+    phases = tmp_path / "phases.csv"
+    cfg = _pool_campaign(sampler="sobol", budget=18)
+    first = Campaign(parse_config(cfg, "test"))
+    first.run()
+    refs = {el: r["energy_per_atom"] for el, r in first._doc()["references"].items()}
+    e_cupd = (refs["Cu"] + refs["Pd"]) / 2 - 0.3
+    phases.write_text(f"formula,energy_per_atom\nCuPd,{e_cupd}\nCuFe,-99\n")  # Fe: not in the space
+    camp = Campaign(parse_config({**cfg, "name": "st-phases", "reference_phases": str(phases)}, "test"))
+    doc = camp.run()
+    results = camp.results(status="done")
+    es = [PDEntry(Composition({el: 1}), e) for el, e in refs.items()]
+    es.append(PDEntry(Composition("CuPd"), 2 * e_cupd))
+    mine = {r["key"]: PDEntry(Composition(r["counts"]), r["energy_per_atom"] * r["n_atoms"]) for r in results}
+    pd = PhaseDiagram(es + list(mine.values()))
+    for r in results:
+        assert r["e_above_hull"] == pytest.approx(pd.get_e_above_hull(mine[r["key"]]), abs=1e-9), r["key"]
+    cu_pd = [r for r in results if set(r["counts"]) == {"Cu", "Pd"}]
+    assert cu_pd and all(r["e_above_hull"] > 0 for r in cu_pd)  # under the made-up phase's hull
+    assert sorted(doc["rounds"], key=lambda r: r["round"])[-1]["hull"]["phases"] == 1
+
+
+def test_stable_within_finds_more_near_hull_compositions_than_ei_and_random():
+    """With stable_within the search goes after compositions within X of the hull (the probability
+    of lying below hull + X); on the same budget and seeds it finds more of the pool's truly
+    near-hull compositions than the default search for the lowest energy (EI) and than random
+    selection, and what it prunes it says is too far above the hull."""
+    import csv
+    from importlib.resources import files
+
+    within = 0.002
+    rows = list(csv.DictReader((files("htflow") / "data" / "emt-fcc7.csv").read_text().splitlines()))
+    els = ["Al", "Cu", "Ni", "Pd", "Pt"]
+    pool = [r for r in rows if not any(int(r[e]) for e in ("Ag", "Au")) and sum(int(r[e]) > 0 for e in els) <= 2]
+    entry = {r["key"]: PDEntry(Composition({e: int(r[e]) for e in els if int(r[e])}),
+                               float(r["energy_per_atom"]) * 32) for r in pool}
+    pd = PhaseDiagram(list(entry.values()))
+    truth = {k for k, e in entry.items() if pd.get_e_above_hull(e) <= within}
+    assert 20 <= len(truth) < len(pool) / 2
+    found = {"stable": 0, "ei": 0, "random": 0}
+    for seed in (1, 2):
+        for label, search in [("stable", {"surrogate": {"stable_within": within}}), ("ei", {}),
+                              ("random", {"sampler": "random"})]:
+            camp = Campaign(parse_config(_pool_campaign(seed=seed, **search), "test"))
+            doc = camp.run()
+            found[label] += len(truth & {r["key"] for r in camp.results(status="done")})
+            if label == "stable":
+                last = sorted(doc["rounds"], key=lambda r: r["round"])[-1]
+                assert last["hull"]["stable_within"] == within and last["hull"]["within"] >= 1
+                with camp.db:
+                    pruned = list(camp.db.candidates.query({"campaign": "st", "status": "pruned"}))
+                assert all("above the convex hull" in c["pruned"]["reason"] for c in pruned)
+    assert found["stable"] > found["ei"] > found["random"], found
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("name,energy\nCuPd,-4\n", ["needs a header with columns formula and energy_per_atom"]),
+        ("formula,energy_per_atom\nCuPd,low\n", ["line 2", "'CuPd', 'low'"]),
+        ("formula,energy_per_atom\nCuPd,nan\n", ["line 2", "no finite energy"]),
+    ],
+)
+def test_bad_reference_phases_file(tmp_path, text, words):
+    from htflow.errors import InputError
+
+    (tmp_path / "phases.csv").write_text(text)
+    with pytest.raises(InputError) as err:
+        parse_config({**_pool_campaign(), "reference_phases": str(tmp_path / "phases.csv")}, "test")
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+
+
+def test_stable_within_needs_the_formation_energy_objective():
+    from htflow.errors import InputError
+
+    cfg = _pool_campaign(surrogate={"stable_within": 0.01})
+    cfg["objectives"] = [{"name": "density", "goal": "minimize"}]
+    with pytest.raises(InputError, match="needs sampler surrogate and the one objective formation_energy_per_atom"):
+        parse_config(cfg, "test")
+    with pytest.raises(InputError, match="got sampler 'ga'"):
+        parse_config(_pool_campaign(sampler="ga", surrogate={"stable_within": 0.01}), "test")
