@@ -95,6 +95,8 @@ class RoundSummary:
     best_value: float | None
     cv: dict | None = None
     pruned: int = 0
+    #: which evaluation this was when not the campaign's own screening (e.g. "chgnet (promoted)")
+    label: str = ""
 
 
 class Campaign:
@@ -125,6 +127,13 @@ class Campaign:
         self._sign = 1.0 if self.objective.goal == "minimize" else -1.0
         self._pool: list[dict[str, float]] | None = None
         self._last_report: dict = {}
+        self.label = ""
+        #: multi-fidelity: the campaign of the promoted calculator (same store and executor)
+        self.promoted: Campaign | None = None
+        if config.promote is not None:
+            self.promoted = Campaign(config.promoted_config(), db=self.db)
+            self.promoted.executor = self.executor
+            self.promoted.label = f"promoted to {config.promote.calculator.name}"
         self.phases: list[dict] = []
         if config.reference_phases:
             from htflow.thermo import load_phases
@@ -294,12 +303,19 @@ class Campaign:
     def _run(self, progress: Any) -> dict:
         search = self.config.search
         self.maker  # noqa: B018 (a calculator that cannot be set up fails here, before anything is written)
+        if self.promoted is not None:
+            self.promoted.maker  # noqa: B018
         with self.db:
             doc = self._open()
             refs = self._references(doc)
             doc["state"] = "running"
             self._save_doc(doc)
             stop_reason = None
+            # rounds evaluated before an interruption whose promotion did not finish
+            for r in sorted(doc["rounds"], key=lambda r: r["round"]):
+                unfinished = "evaluated" in r and not r.get("promoted", {}).get("complete")
+                if self.promoted is not None and unfinished:
+                    self._promote(doc, r["round"], progress)
             while True:
                 pending = self._pending()
                 known = self.known_keys()
@@ -328,10 +344,72 @@ class Campaign:
                             stop_reason = "no candidates left in the space"
                         break
                 self._evaluate(doc, rnd, batch, refs, progress)
+                if self.promoted is not None:
+                    self._promote(doc, rnd, progress)
             doc["state"] = "complete"
             doc["stop_reason"] = stop_reason
             self._save_doc(doc)
             return doc
+
+    def promotion_choice(self, rnd: int) -> list[tuple[str, str]]:
+        """The keys of round ``rnd`` to promote, with why: the best share by the objective, then the
+        share the surrogate was least sure of (its std when it chose them). Deterministic."""
+        import math
+
+        p = self.config.promote
+        done = [r for r in self.results(status="done", properties=["key", "round", self.objective.name])
+                if r["round"] == rnd and r.get(self.objective.name) is not None]
+        done.sort(key=lambda r: (self._sign * float(r[self.objective.name]), r["key"]))
+        chosen = [(r["key"], "best") for r in done[: math.ceil(p.best * len(done))]]
+        if p.uncertain:
+            taken = {k for k, _ in chosen}
+            keys = {r["key"] for r in done} - taken
+            cands = [c for c in self.db.candidates.query({"campaign": self.name, "round": rnd},
+                                                         ["key", "prediction"])
+                     if c["key"] in keys and (c.get("prediction") or {}).get("std") is not None]
+            cands.sort(key=lambda c: (-float(c["prediction"]["std"]), c["key"]))
+            chosen += [(c["key"], "uncertain") for c in cands[: math.ceil(p.uncertain * len(done))]]
+        return chosen
+
+    def _promote(self, doc: dict, rnd: int, progress: Any) -> None:
+        """Evaluate round ``rnd``'s chosen results with the promoted calculator, in its own campaign
+        (its own references, hull and results, labelled with its calculator); resumable."""
+        child = self.promoted
+        cdoc = child._open()
+        crefs = child._references(cdoc)
+        chosen = self.promotion_choice(rnd)
+        have = child.known_keys()
+        screened = {r["key"]: r for r in self.results(status="done") if r["round"] == rnd}
+        new = []
+        for key, why in chosen:
+            if key in have:
+                continue
+            r = screened[key]
+            new.append({"campaign": child.name, "key": key, "round": rnd, "status": "proposed",
+                        "counts": r["counts"], "composition": r["composition"], "proposed_at": _now(),
+                        "promoted_from": {"campaign": self.name, "reason": why,
+                                          "calculator": self.config.calculator.name,
+                                          self.objective.name: r.get(self.objective.name)}})
+        if new:
+            child.db.candidates.update(new, key=ENTRY_KEY)
+        batch = [c for c in child._pending() if c["round"] == rnd]
+        if batch:
+            child._evaluate(cdoc, rnd, batch, crefs, progress)
+        promoted = {r["key"]: r for r in child.results(properties=["key", "round", "status",
+                                                                   self.objective.name])
+                    if r["round"] == rnd}
+        summary = next(r for r in doc["rounds"] if r["round"] == rnd)
+        summary["promoted"] = {
+            "campaign": child.name, "calculator": child.config.calculator.name, "complete": True,
+            "keys": [k for k, _ in chosen], "done": sum(r["status"] == "done" for r in promoted.values()),
+            "failed": sum(r["status"] == "failed" for r in promoted.values()),
+        }
+        doc["promoted_to"] = child.name
+        self._save_doc(doc)
+        cdoc = child._doc()
+        cdoc["promoted_from"] = self.name
+        cdoc["state"] = "complete"
+        child._save_doc(cdoc)
 
     def _target_reached(self, doc: dict) -> bool:
         target, best = self.objective.target, doc.get("best")
@@ -441,7 +519,10 @@ class Campaign:
         if running:
             self.db.candidates.update(running, key=ENTRY_KEY)
         if progress:
-            progress.start_round(rnd, len(batch))
+            if self.label:
+                progress.start_round(rnd, len(batch), label=self.label)
+            else:
+                progress.start_round(rnd, len(batch))
         failed = 0
 
         def store(outcome: Outcome) -> None:
@@ -483,7 +564,7 @@ class Campaign:
         self._save_doc(doc)
         if progress:
             progress.end_round(RoundSummary(rnd, len(batch), failed, best.get("key"), best.get("value"),
-                                            summary.get("cv"), summary.get("pruned") or 0))
+                                            summary.get("cv"), summary.get("pruned") or 0, self.label))
 
     def _update_hull(self, refs: dict[str, float], results: list[dict]) -> dict | None:
         """Recompute the convex hull over the done ``results`` so far; store each result's

@@ -140,9 +140,9 @@ class _Progress:
         )  # fmt: skip
         self.task = None
 
-    def start_round(self, rnd: int, n: int) -> None:
+    def start_round(self, rnd: int, n: int, label: str = "") -> None:
         self.bar.start()
-        self.task = self.bar.add_task(f"round {rnd}", total=n, best="")
+        self.task = self.bar.add_task(f"round {rnd}" + (f", {label}" if label else ""), total=n, best="")
 
     def advance(self, outcome, best: dict | None) -> None:
         text = f"best {best['formula']} {best['value']:.4f}" if best else ""
@@ -154,7 +154,8 @@ class _Progress:
         self.bar.stop()
         self.bar.remove_task(self.task)
         self.console.print(
-            f"round {summary.round}: {summary.evaluated} evaluated, {summary.failed} failed; "
+            f"round {summary.round}{', ' + summary.label if summary.label else ''}: "
+            f"{summary.evaluated} evaluated, {summary.failed} failed; "
             f"best {summary.best_key} ({self.objective} = {_fmt(summary.best_value)})"
         )
         cv = getattr(summary, "cv", None)
@@ -220,6 +221,10 @@ def run(
     plot = _plot(camp)
     if plot:
         console.print(f"plot: {plot}")
+    if camp.promoted is not None:
+        p = camp.promoted.status()["counts"]
+        console.print(f"promoted to {cfg.promote.calculator.name}: {p['done']} done and {p['failed']} failed "
+                      f"in campaign {camp.promoted.name!r} (htflow status {camp.promoted.name})")
     console.print(f"results in {camp.db.location}; try: htflow status {cfg.name}")
 
 

@@ -93,6 +93,16 @@ class CalculatorConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class PromoteConfig(_Strict):
+    """Multi-fidelity: results of the screening calculator promoted to a more expensive one."""
+
+    calculator: CalculatorConfig
+    #: share of each round's successful screening results, best by the objective, to promote
+    best: Annotated[float, Field(ge=0, le=1)] = 0.25
+    #: and this share more: those the surrogate was least sure of when it chose them (model rounds)
+    uncertain: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
 class ObjectiveConfig(_Strict):
     """One quantity to optimise."""
 
@@ -257,6 +267,8 @@ class CampaignConfig(_Strict):
     #: CSV (formula, energy_per_atom) of known phases computed with the same calculator: they join
     #: the convex hull (energy above hull, stable_within)
     reference_phases: str | None = None
+    #: multi-fidelity: promote the best (and most uncertain) screening results to another calculator
+    promote: PromoteConfig | None = None
 
     @field_validator("store", mode="before")
     @classmethod
@@ -267,6 +279,18 @@ class CampaignConfig(_Strict):
     def objective(self) -> ObjectiveConfig:
         """The primary objective (the first one)."""
         return self.objectives[0]
+
+    def promoted_config(self) -> CampaignConfig | None:
+        """The campaign of the promoted fidelity: same space, structure, objectives and store, the
+        promotion's calculator, named ``NAME.CALCULATOR`` (``NAME.promoted`` for import paths)."""
+        if self.promote is None:
+            return None
+        calc = self.promote.calculator
+        label = calc.name if calc.name.isidentifier() else "promoted"
+        data = self.model_dump(mode="json")
+        data.update(name=f"{self.name}.{label}"[:100], calculator=calc.model_dump(mode="json"), promote=None,
+                    reference_phases=None)
+        return CampaignConfig.model_validate(data)
 
     def _check_surrogate(self, space) -> None:
         _check_surrogate_settings(self.search.surrogate, space.elements)
@@ -342,6 +366,15 @@ class CampaignConfig(_Strict):
             from htflow.thermo import load_phases
 
             load_phases(self.reference_phases, space.elements)
+        if self.promote is not None:
+            if self.promote.best == 0 and self.promote.uncertain == 0:
+                raise InputError("promote: best and uncertain are both 0, so nothing would be promoted")
+            try:
+                self.promoted_config().check()
+            except InputError as exc:
+                msg = str(exc)
+                where = f"promote.{msg}" if msg.startswith("calculator") else f"promote: {msg}"
+                raise InputError(where) from None
         if self.search.surrogate.stable_within is not None:
             objs = [(o.name, o.goal) for o in self.objectives]
             if self.search.sampler != "surrogate" or objs != [("formation_energy_per_atom", "minimize")]:
