@@ -129,3 +129,24 @@ def test_bad_promote_settings(promote, words):
         parse_config(cfg, "test")
     for w in words:
         assert w in str(err.value), (w, str(err.value))
+
+
+def test_the_multi_fidelity_example_runs_end_to_end():
+    """workflows/multi-fidelity.yaml as shipped, one round (budget 8) in memory: EMT screens, CHGNet
+    relaxes the best quarter in fcc-mf.chgnet."""
+    pytest.importorskip("chgnet", reason="pip install 'htflow[mlip]'")
+    import yaml
+    from conftest import ROOT
+
+    data = yaml.safe_load((ROOT / "workflows" / "multi-fidelity.yaml").read_text())
+    data["search"]["budget"] = 8
+    data["store"] = "memory://"
+    camp = Campaign(parse_config(data, "multi-fidelity.yaml"))
+    doc = camp.run()
+    assert doc["promoted_to"] == "fcc-mf.chgnet"
+    screened = sorted(camp.results(status="done"), key=lambda r: r["formation_energy_per_atom"])
+    assert len(screened) == 8
+    promoted = camp.promoted.results(status="done")
+    assert {r["key"] for r in promoted} == {r["key"] for r in screened[:2]}
+    assert all(r["calculator"]["name"] == "chgnet" and r["formation_energy_per_atom"] is not None
+               for r in promoted)
