@@ -135,3 +135,22 @@ def test_cuda_without_a_gpu_is_refused():
         pytest.skip("this machine has a GPU")
     with pytest.raises(InputError, match="torch sees no GPU"):
         parse_config(_campaign("chgnet", False, device="cuda"), "test")
+
+
+@pytest.mark.slow
+def test_chgnet_campaign_on_dask_workers_equals_local():
+    """The same CHGNet campaign on a real Dask LocalCluster (two worker processes, each loading the
+    model once) gives the local run's energies."""
+    local = Campaign(parse_config(_campaign("chgnet", False), "test"))
+    local.run()
+    cfg = _campaign("chgnet", False)
+    cfg.update(executor={"type": "dask", "workers": 2}, store="dask-data")
+    dask = Campaign(parse_config(cfg, "test"))
+    dask.executor.announce = lambda line: None
+    doc = dask.run()
+    assert doc["stop_reason"] == "budget spent"
+    ours = {r["key"]: r["energy_per_atom"] for r in dask.results(status="done")}
+    theirs = {r["key"]: r["energy_per_atom"] for r in local.results(status="done")}
+    assert len(ours) == 5 and ours.keys() == theirs.keys()
+    for k in ours:
+        assert ours[k] == pytest.approx(theirs[k], abs=1e-6)
