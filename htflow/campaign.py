@@ -357,8 +357,10 @@ class Campaign:
         import math
 
         p = self.config.promote
-        done = [r for r in self.results(status="done", properties=["key", "round", self.objective.name])
-                if r["round"] == rnd and r.get(self.objective.name) is not None]
+        # pure elements are left out: the promoted campaign computes them as its references anyway
+        done = [r for r in self.db.results.query({"campaign": self.name, "status": "done", "round": rnd},
+                                                 ["key", "counts", self.objective.name])
+                if r.get(self.objective.name) is not None and len(r.get("counts") or {}) > 1]
         done.sort(key=lambda r: (self._sign * float(r[self.objective.name]), r["key"]))
         chosen = [(r["key"], "best") for r in done[: math.ceil(p.best * len(done))]]
         if p.uncertain:
@@ -379,7 +381,9 @@ class Campaign:
         crefs = child._references(cdoc)
         chosen = self.promotion_choice(rnd)
         have = child.known_keys()
-        screened = {r["key"]: r for r in self.results(status="done") if r["round"] == rnd}
+        screened = {r["key"]: r for r in self.db.results.query(
+            {"campaign": self.name, "status": "done", "round": rnd},
+            ["key", "counts", "composition", self.objective.name])}
         new = []
         for key, why in chosen:
             if key in have:

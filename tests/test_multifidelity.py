@@ -32,7 +32,8 @@ def _check_promotions(camp: Campaign, doc: dict, best: float, uncertain: float) 
     promoted = {r["key"]: r for r in child.results()}
     expected_total = 0
     for rnd in sorted(r["round"] for r in doc["rounds"] if "evaluated" in r):
-        mine = sorted((r for r in screened if r["round"] == rnd),
+        # pure elements are never promoted: the promoted campaign has them as its references
+        mine = sorted((r for r in screened if r["round"] == rnd and len(r["counts"]) > 1),
                       key=lambda r: (r["formation_energy_per_atom"], r["key"]))
         n_best = math.ceil(best * len(mine))
         want_best = {r["key"] for r in mine[:n_best]}
@@ -45,6 +46,7 @@ def _check_promotions(camp: Campaign, doc: dict, best: float, uncertain: float) 
         assert len(extra) <= math.ceil(uncertain * len(mine))
         expected_total += len(got)
     assert len(promoted) == expected_total
+    assert all(len(r["counts"]) > 1 for r in promoted.values())
     with child.db:
         cands = {c["key"]: c for c in child.db.candidates.query({"campaign": child.name})}
     for key, r in promoted.items():
