@@ -11,8 +11,10 @@ Campaign options (``calculator.options``):
 
 - ``model``: chgnet ``0.3.0`` (default) or ``0.2.0``; sevennet ``7net-0`` (default) or another
   name or checkpoint the package knows; mace: the path of a ``.model`` file (required);
-- ``device``: ``auto`` (CUDA when torch sees a GPU, else CPU; default), ``cpu`` or ``cuda``;
-- ``batch_size``: structures per model call in batched evaluation (:mod:`htflow.batch`).
+- ``device``: ``auto`` (CUDA when torch sees a GPU, else CPU; default), ``cpu`` or ``cuda``.
+
+Campaigns evaluate one structure per model call (batching is slower on a CPU: docs/mlip.md);
+:func:`htflow.batch.predict` takes a ``batch_size`` for scripts and GPU work.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from htflow.space import CompositionSpace
 
 INSTALL = "pip install 'htflow[mlip]'"
-OPTIONS = ("model", "device", "batch_size")
+OPTIONS = ("model", "device")
 
 
 @dataclass(frozen=True)
@@ -175,9 +177,6 @@ class MLIPSpec:
         device = opts.get("device", "auto")
         if device not in ("auto", "cpu", "cuda"):
             raise InputError(f"calculator.options.device: {device!r} is not one of 'auto', 'cpu' or 'cuda'")
-        bs = opts.get("batch_size", 16)
-        if not isinstance(bs, int) or isinstance(bs, bool) or not 1 <= bs <= 4096:
-            raise InputError(f"calculator.options.batch_size: a whole number from 1 to 4096, got {bs!r}")
         if importlib.util.find_spec(self.pot.package) is None:
             raise InputError(f"calculator.name: {self.name!r} needs the {self.pot.package} package, which "
                              f"is not installed: {INSTALL} (or pip install {self.pot.pip})")

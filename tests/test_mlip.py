@@ -95,9 +95,9 @@ def test_batched_predictions_equal_chgnet_one_by_one():
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"modle": "0.3.0"}, ["calculator.options", "modle", "allowed: model, device, batch_size"]),
+        ({"modle": "0.3.0"}, ["calculator.options", "modle", "allowed: model, device"]),
         ({"device": "gpu"}, ["calculator.options.device", "'gpu'", "'auto', 'cpu' or 'cuda'"]),
-        ({"batch_size": 0}, ["calculator.options.batch_size", "1 to 4096"]),
+        ({"batch_size": 16}, ["calculator.options", "batch_size", "allowed: model, device"]),
         ({"model": "0.4.0"}, ["calculator.options.model", "'0.3.0' and '0.2.0'"]),
     ],
 )
