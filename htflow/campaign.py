@@ -399,9 +399,8 @@ class Campaign:
         batch = [c for c in child._pending() if c["round"] == rnd]
         if batch:
             child._evaluate(cdoc, rnd, batch, crefs, progress)
-        promoted = {r["key"]: r for r in child.results(properties=["key", "round", "status",
-                                                                   self.objective.name])
-                    if r["round"] == rnd}
+        promoted = {r["key"]: r for r in child.db.results.query({"campaign": child.name, "round": rnd},
+                                                                ["key", "status"])}
         summary = next(r for r in doc["rounds"] if r["round"] == rnd)
         summary["promoted"] = {
             "campaign": child.name, "calculator": child.config.calculator.name, "complete": True,

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from atomate2.forcefields.jobs import ForceFieldRelaxMaker
 
+from htflow.calculators import CalculatorSpec, _ase_relax_kwargs
 from htflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -148,19 +149,14 @@ class MLIPRelaxMaker(ForceFieldRelaxMaker):
         return calculator(self.potential, self.model, self.device)
 
 
-class MLIPSpec:
-    """The calculator spec of one potential (see :class:`htflow.calculators.CalculatorSpec`)."""
-
-    properties = ("energy_per_atom", "formation_energy_per_atom", "volume_per_atom", "density")
-    elements = None
+class MLIPSpec(CalculatorSpec):
+    """The calculator spec of one potential: its maker, its checks, its versions."""
 
     def __init__(self, name: str):
-        self.name = name
         self.pot = POTENTIALS[name]
+        super().__init__(name, self._relax_maker, meta={"method": self.pot.method})
 
-    def relax_maker(self, cfg: CalculatorConfig) -> MLIPRelaxMaker:
-        from htflow.calculators import _ase_relax_kwargs
-
+    def _relax_maker(self, cfg: CalculatorConfig) -> MLIPRelaxMaker:
         kw = _ase_relax_kwargs(cfg)
         kw["calculator_kwargs"] = {}
         return MLIPRelaxMaker(name=f"{self.name} relaxation" if cfg.relax else f"{self.name} static",
@@ -198,7 +194,4 @@ class MLIPSpec:
                                  f"(torch {torch.__version__}); use 'auto' or 'cpu'")
 
     def metadata(self) -> dict:
-        import ase
-
-        return {"name": self.name, "method": self.pot.method, "package_version": version(self.name),
-                "ase_version": ase.__version__}
+        return {**super().metadata(), "package_version": version(self.name)}

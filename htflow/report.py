@@ -269,7 +269,7 @@ def hull_for(camp, doc: dict, path: Path) -> Path | None:
     whole = len(system) == len(camp.space.elements)
     title = (f"convex hull: {'-'.join(system)}" if whole else
              f"convex hull of the best result's system, {'-'.join(system)}")
-    phases = [ph for ph in getattr(camp, "phases", []) if set(ph["counts"]) <= set(system)]
+    phases = [ph for ph in camp.phases if set(ph["counts"]) <= set(system)]
     return hull_plot(rows, {el: refs[el] for el in system}, path, title, phases=phases)
 
 

@@ -101,23 +101,36 @@ def e_above_hull(results: list[dict], references: dict[str, float],
     hull, 0.22 s as 50 small ones). ``systems``: only the results of these chemical systems
     (element sets), e.g. those a round's new results can have changed (:func:`affected_systems`).
     """
-    from pymatgen.analysis.phase_diagram import PhaseDiagram
-
     es = entries(results, references, phases)
-    system = {id(e): frozenset(el.symbol for el in e.composition.elements) for e in es}
+    hull_of, system = _system_hulls(es)
     by_system: dict[frozenset, list] = {}
-    for e in es:
+    for e, chem in zip(es, system, strict=True):
         if not str(e.attribute).startswith(("ref:", "phase:")):
-            by_system.setdefault(system[id(e)], []).append(e)
+            by_system.setdefault(chem, []).append(e)
     out: dict[str, float] = {}
     for chem, members in by_system.items():
         if not chem <= set(references) or (systems is not None and chem not in systems):
             continue
-        pool = [e for e in es if system[id(e)] <= chem]
-        pd = PhaseDiagram(pool)
+        pd = hull_of(chem)
         for entry in members:
             out[entry.attribute] = max(0.0, float(pd.get_e_above_hull(entry, allow_negative=True)))
     return out
+
+
+def _system_hulls(es: list) -> tuple[Any, list[frozenset]]:
+    """``(chem -> PhaseDiagram of the entries whose elements lie within chem, cached)`` and each
+    entry's element set: the per-system hulls :func:`e_above_hull` and :func:`formation_hull` use."""
+    from pymatgen.analysis.phase_diagram import PhaseDiagram
+
+    system = [frozenset(el.symbol for el in e.composition.elements) for e in es]
+    cache: dict[frozenset, Any] = {}
+
+    def hull_of(chem: frozenset) -> Any:
+        if chem not in cache:
+            cache[chem] = PhaseDiagram([e for e, s in zip(es, system, strict=True) if s <= chem])
+        return cache[chem]
+
+    return hull_of, system
 
 
 def formation_hull(results: list[dict], references: dict[str, float], phases: list[dict] | None,
@@ -127,7 +140,7 @@ def formation_hull(results: list[dict], references: dict[str, float], phases: li
     reference phases, per chemical system. A composition above it by more than X is not stable
     within X."""
     import numpy as np
-    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.analysis.phase_diagram import PDEntry
     from pymatgen.core import Composition
 
     pts: list[tuple[dict, float]] = [({el: 1.0}, 0.0) for el in elements]
@@ -140,8 +153,7 @@ def formation_hull(results: list[dict], references: dict[str, float], phases: li
         f = ph["energy_per_atom"] - sum(n / total * references[el] for el, n in ph["counts"].items())
         pts.append((ph["counts"], f))
     es = [PDEntry(Composition(c), f * Composition(c).num_atoms) for c, f in pts]
-    sys_of = [frozenset(el.symbol for el in e.composition.elements) for e in es]
-    cache: dict[frozenset, Any] = {}
+    hull_of, _ = _system_hulls(es)
 
     def hull(fractions: np.ndarray) -> np.ndarray:
         out = np.zeros(len(fractions))
@@ -149,10 +161,8 @@ def formation_hull(results: list[dict], references: dict[str, float], phases: li
             chem = frozenset(el for el, x in zip(elements, row, strict=True) if x > 1e-12)
             if len(chem) < 2:
                 continue
-            if chem not in cache:
-                cache[chem] = PhaseDiagram([e for e, s in zip(es, sys_of, strict=True) if s <= chem])
             comp = Composition({el: x for el, x in zip(elements, row, strict=True) if x > 1e-12})
-            out[i] = cache[chem].get_hull_energy_per_atom(comp)
+            out[i] = hull_of(chem).get_hull_energy_per_atom(comp)
         return out
 
     return hull
