@@ -168,10 +168,14 @@ def get_calculator(name: str) -> CalculatorSpec:
         from htflow.mlip import MLIPSpec
 
         return MLIPSpec(name)
+    if name == "vasp":
+        from htflow.vasp import VaspSpec
+
+        return VaspSpec()
     if ":" in name:
         return _from_object(name, import_object(name, "calculator.name"))
     raise InputError(
         f"calculator.name: unknown calculator {name!r}; allowed: "
-        f"{', '.join(sorted([*REGISTRY, *MLIP_NAMES]))} "
+        f"{', '.join(sorted([*REGISTRY, *MLIP_NAMES, 'vasp']))} "
         "or an import path package.module:object"
     )

@@ -41,7 +41,9 @@ def compute_properties(task: Any, references: dict[str, float] | None = None) ->
         "structure": structure.as_dict(),
         "n_steps": get(task, "output.n_steps"),
         "relax_seconds": get(task, "output.elapsed_time"),
-        "converged": get(task, "is_force_converged"),
+        # ASE/force-field documents say whether forces converged; VASP's (emmet) give a state
+        "converged": get(task, "is_force_converged") if get(task, "state") is None
+        else get(task, "state") == "successful",
     }
     return out
 
