@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,7 @@ OPTIONS = ("command", "run_dir", "static", "incar", "kpoints_density", "potcar_f
            "poll_seconds")
 FUNCTIONALS = ("PBE_54", "PBE_64", "PBE_52", "PBE")
 LAUNCHERS = ("mpirun", "mpiexec", "srun", "aprun", "ibrun", "jsrun")
+_FOLDER_LOCK = threading.Lock()
 
 
 def default_command() -> str:
@@ -66,13 +68,15 @@ def run_vasp_in_folder(maker: Maker, structure: Structure, run_dir: str, prev_di
     """Run an atomate2 VASP maker's job in a folder of its own under ``run_dir``."""
     folder = Path(run_dir) / f"{structure.composition.reduced_formula}-{maker.name}-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
-    cwd = os.getcwd()
-    os.chdir(folder)
-    try:
-        # the maker's own job function, run here rather than as a job of its own
-        return type(maker).make.original(maker, structure, prev_dir=prev_dir)
-    finally:
-        os.chdir(cwd)
+    # the working directory belongs to the process: threads of one Dask worker take turns
+    with _FOLDER_LOCK:
+        cwd = os.getcwd()
+        os.chdir(folder)
+        try:
+            # the maker's own job function, run here rather than as a job of its own
+            return type(maker).make.original(maker, structure, prev_dir=prev_dir)
+        finally:
+            os.chdir(cwd)
 
 
 @dataclass
