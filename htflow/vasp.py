@@ -66,6 +66,15 @@ def default_command() -> str:
 @job
 def run_vasp_in_folder(maker: Maker, structure: Structure, run_dir: str, prev_dir: str | None = None) -> Any:
     """Run an atomate2 VASP maker's job in a folder of its own under ``run_dir``."""
+    return in_folder(maker, structure, run_dir, prev_dir)
+
+
+def in_folder(maker: Maker, structure: Structure, run_dir: str, prev_dir: str | None = None) -> Any:
+    """The maker's own job function, run in a new folder rather than as a job of its own.
+
+    A plain module function, so that Dask pickles it by reference (the job above is pickled
+    by value, with its globals).
+    """
     folder = Path(run_dir) / f"{structure.composition.reduced_formula}-{maker.name}-{uuid.uuid4().hex[:8]}"
     folder.mkdir(parents=True)
     # the working directory belongs to the process: threads of one Dask worker take turns
@@ -73,7 +82,6 @@ def run_vasp_in_folder(maker: Maker, structure: Structure, run_dir: str, prev_di
         cwd = os.getcwd()
         os.chdir(folder)
         try:
-            # the maker's own job function, run here rather than as a job of its own
             return type(maker).make.original(maker, structure, prev_dir=prev_dir)
         finally:
             os.chdir(cwd)
