@@ -4,7 +4,9 @@ For scale (one thread, 32-atom fcc Cu-Ni cell, rattled): single point and full r
 (FIRE + Fréchet cell filter, fmax 0.05 eV/Å) with EMT, CHGNet (the package's calculator and
 htflow's) and SevenNet-0. Then structures per second of energy + forces + stress for 32- and
 108-atom cells: CHGNet's own ``predict_structure`` one by one against :func:`htflow.batch.predict`
-at several batch sizes, and the largest deviation between them.
+at several batch sizes, and the largest deviation between them. Last, whole relaxations per
+second: one by one (atomate2's relaxer, as campaigns run them) against :func:`htflow.batch.relax`
+(lockstep FIRE, forces for a batch per model call; ``calculator.options.batch_size``).
 
     python benchmarks/mlip.py --out docs/mlip-latest.md [--device cuda]
 """
@@ -95,11 +97,44 @@ def batched(model, sizes: list[int], n: int, out: list[str]) -> None:
         print(out[-1], flush=True)
 
 
+def relaxations(model, device: str, sizes: list[int], n: int, out: list[str]) -> None:
+    """Relaxations per second: n rattled 32-atom cells one by one (atomate2's relaxer with htflow's
+    CHGNet calculator, as a campaign runs them) against htflow.batch.relax in lockstep."""
+    from atomate2.ase.utils import AseRelaxer
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    from htflow import mlip
+    from htflow.batch import relax
+
+    structures = [AseAtomsAdaptor.get_structure(alloy(2, s)) for s in range(n)]
+    calc = mlip.calculator("chgnet", device=device)
+    one_e: list = []
+
+    def one_by_one() -> None:
+        for s in structures:
+            r = AseRelaxer(calc, relax_cell=True).relax(AseAtomsAdaptor.get_atoms(s), fmax=0.05, steps=500)
+            one_e.append(r.final_mol_or_struct.volume)
+
+    one = n / timed(one_by_one)
+    cells = []
+    for b in sizes:
+        got: list = []
+        rate = n / timed(lambda b=b, got=got: got.extend(relax(model, structures, b, 0.05, 500)))
+        dv = max(abs(g["structure"].volume - v) for g, v in zip(got, one_e, strict=True))
+        cells.append(f"{rate:.3f} ({rate / one:.2f}x, max dV {dv:.0e} Å³)")
+    head = f"| relaxations of {n} rattled 32-atom cells (FIRE, fmax 0.05) | one by one (relaxations/s) | "
+    out += ["", head + " | ".join(f"lockstep, batch {b}" for b in sizes) + " |",
+            "| --- | --- |" + " --- |" * len(sizes),
+            f"| CHGNet 0.3.0 (htflow) | {one:.3f} | " + " | ".join(cells) + " |"]
+    print(out[-1], flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--structures", type=int, default=16)
     ap.add_argument("--batch", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--relaxations", type=int, default=8, help="cells relaxed one by one and in lockstep")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -119,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
              "SevenNet-0": mlip.calculator("sevennet", device=args.device)}
     per_structure(calcs, lines)
     batched(model, args.batch, args.structures, lines)
+    relaxations(model, args.device, args.batch, args.relaxations, lines)
     text = "\n".join(lines)
     if args.out:
         args.out.write_text("# ML potentials (latest run)\n\n"

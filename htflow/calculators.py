@@ -53,6 +53,11 @@ class CalculatorSpec:
                 f"{', '.join(bad)}; it supports: {', '.join(sorted(self.elements))}"
             )
 
+    def batch_maker(self, cfg: CalculatorConfig) -> Maker | None:
+        """A Maker whose ``make(structures, references)`` evaluates several structures in one job
+        (its output: ``{"results": [properties or {"error": ...}, ...]}``), or None: one at a time."""
+        return None
+
     def metadata(self) -> dict:
         """Name and versions recorded with every result."""
         import ase

@@ -146,6 +146,11 @@ class Campaign:
         dashboard, does not import atomate2)."""
         return EvaluationMaker(relax_maker=self.calculator.relax_maker(self.config.calculator))
 
+    @functools.cached_property
+    def batch_maker(self) -> Any:
+        """The calculator's maker of several structures per job, or None (one structure per flow)."""
+        return self.calculator.batch_maker(self.config.calculator)
+
     # -- store helpers ---------------------------------------------------------
     def _doc(self) -> dict | None:
         return self.db.campaigns.query_one({"name": self.name})
@@ -505,6 +510,30 @@ class Campaign:
         if new:
             self.db.candidates.update(new, key=ENTRY_KEY)
 
+    def _batched(self, tasks: list[EvalTask], refs: dict) -> list[EvalTask]:
+        """Group one-structure tasks into jobs of ``batch_size`` structures (the calculator's batch maker)."""
+        size = self.batch_maker.batch_size
+        groups = []
+        for a in range(0, len(tasks), size):
+            part = tasks[a:a + size]
+            structures = [t.meta["structure"] for t in part]
+            flow = self.batch_maker.make(structures, refs)
+            groups.append(EvalTask(f"batch:{part[0].key}+{len(part) - 1}", flow,
+                                   {"batch": [(t.key, t.meta) for t in part]}))
+        return groups
+
+    @staticmethod
+    def _unbatched(outcome: Outcome) -> list[Outcome]:
+        """One outcome per structure of a batch job: its properties, its own error, or the job's."""
+        members = outcome.meta["batch"]
+        share = outcome.seconds / len(members)
+        results = (outcome.output or {}).get("results") if outcome.ok else None
+        if not results or len(results) != len(members):
+            error = outcome.error or "the batch job returned no result per structure"
+            return [Outcome(key, None, error, share, meta) for key, meta in members]
+        return [Outcome(key, None if "error" in r else r, r.get("error"), share, meta)
+                for (key, meta), r in zip(members, results, strict=True)]
+
     def _evaluate(self, doc: dict, rnd: int, batch: list[dict], refs: dict, progress: Any) -> None:
         by_key = {c["key"]: c for c in batch}
         ref_results = {r["key"]: r for r in doc["references"].values()}
@@ -527,6 +556,8 @@ class Campaign:
             else:
                 progress.start_round(rnd, len(batch))
         failed = 0
+        if self.batch_maker is not None and tasks:
+            tasks = self._batched(tasks, refs)
 
         def store(outcome: Outcome) -> None:
             nonlocal failed
@@ -545,7 +576,8 @@ class Campaign:
         for outcome in outcomes:
             store(outcome)
         for outcome in self.executor.run(tasks, self.db.job_store()):
-            store(outcome)
+            for one in (self._unbatched(outcome) if "batch" in outcome.meta else [outcome]):
+                store(one)
         fields = ["key", "counts", "energy_per_atom", "status", "formula", "e_above_hull",
                   *(o.name for o in self.config.objectives)]
         done = self.results(status="done", properties=list(dict.fromkeys(fields)))

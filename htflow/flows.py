@@ -22,30 +22,37 @@ def formation_energy(energy_per_atom: float, counts: dict[str, int], references:
     return energy_per_atom - sum(n / total * references[el] for el, n in counts.items())
 
 
-@job
-def compute_properties(task: Any, references: dict[str, float] | None = None) -> dict:
-    """Properties of a relaxed structure from an atomate2 (ASE) task document."""
-    structure = get(task, "output.mol_or_struct") or get(task, "structure")
-    if isinstance(structure, dict):
-        structure = Structure.from_dict(structure)
-    energy = float(get(task, "output.energy"))
+def properties(structure: Structure, energy: float, references: dict[str, float] | None = None,
+               n_steps: int | None = None, seconds: float | None = None,
+               converged: bool | None = None) -> dict:
+    """The numbers a campaign stores for a relaxed ``structure`` of total ``energy`` (eV)."""
     n = len(structure)
     counts = {str(el): round(amt) for el, amt in structure.composition.items()}
     e_pa = energy / n
-    out = {
+    return {
         "energy": energy,
         "energy_per_atom": e_pa,
         "formation_energy_per_atom": formation_energy(e_pa, counts, references) if references else None,
         "volume_per_atom": structure.volume / n,
         "density": float(structure.density),
         "structure": structure.as_dict(),
-        "n_steps": get(task, "output.n_steps"),
-        "relax_seconds": get(task, "output.elapsed_time"),
-        # ASE/force-field documents say whether forces converged; VASP's (emmet) give a state
-        "converged": get(task, "is_force_converged") if get(task, "state") is None
-        else get(task, "state") == "successful",
+        "n_steps": n_steps,
+        "relax_seconds": seconds,
+        "converged": converged,
     }
-    return out
+
+
+@job
+def compute_properties(task: Any, references: dict[str, float] | None = None) -> dict:
+    """Properties of a relaxed structure from an atomate2 task document (ASE, force field or VASP)."""
+    structure = get(task, "output.mol_or_struct") or get(task, "structure")
+    if isinstance(structure, dict):
+        structure = Structure.from_dict(structure)
+    # ASE/force-field documents say whether forces converged; VASP's (emmet) give a state
+    state = get(task, "state")
+    converged = get(task, "is_force_converged") if state is None else state == "successful"
+    return properties(structure, float(get(task, "output.energy")), references,
+                      get(task, "output.n_steps"), get(task, "output.elapsed_time"), converged)
 
 
 @dataclass

@@ -11,10 +11,10 @@ Campaign options (``calculator.options``):
 
 - ``model``: chgnet ``0.3.0`` (default) or ``0.2.0``; sevennet ``7net-0`` (default) or another
   name or checkpoint the package knows; mace: the path of a ``.model`` file (required);
-- ``device``: ``auto`` (CUDA when torch sees a GPU, else CPU; default), ``cpu`` or ``cuda``.
-
-Campaigns evaluate one structure per model call (batching is slower on a CPU: docs/mlip.md);
-:func:`htflow.batch.predict` takes a ``batch_size`` for scripts and GPU work.
+- ``device``: ``auto`` (CUDA when torch sees a GPU, else CPU; default), ``cpu`` or ``cuda``;
+- ``batch_size`` (chgnet): relax this many structures in lockstep in one job, their forces
+  computed together (:func:`htflow.batch.relax`); default 1, one structure per job and model
+  call. Batches are for GPUs: on a CPU they are slower (docs/mlip.md).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from atomate2.forcefields.jobs import ForceFieldRelaxMaker
+from jobflow import Flow, Maker, job
 
 from htflow.calculators import CalculatorSpec, _ase_relax_kwargs
 from htflow.errors import InputError
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from htflow.space import CompositionSpace
 
 INSTALL = "pip install 'htflow[mlip]'"
-OPTIONS = ("model", "device")
+OPTIONS = ("model", "device", "batch_size")
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,44 @@ class MLIPRelaxMaker(ForceFieldRelaxMaker):
         return calculator(self.potential, self.model, self.device)
 
 
+@job
+def evaluate_batch(structures: list, references: dict[str, float] | None, potential: str, model: str | None,
+                   device: str, relax: bool, fmax: float, steps: int, batch_size: int) -> dict:
+    """Relax (or single-point) ``structures`` together; one properties dict (or error) each."""
+    import time
+
+    from htflow.batch import relax as relax_batch
+    from htflow.flows import properties
+
+    start = time.perf_counter()
+    out = relax_batch(load_model(potential, model, device), structures, batch_size, fmax,
+                      steps if relax else 0, relax_cell=relax)
+    seconds = (time.perf_counter() - start) / max(1, len(structures))
+    return {"results": [o if "error" in o else properties(o["structure"], o["energy"], references,
+                                                          o["n_steps"], seconds, o["converged"])
+                        for o in out]}
+
+
+@dataclass
+class MLIPBatchMaker(Maker):
+    """One job that relaxes several structures in lockstep (:func:`htflow.batch.relax`)."""
+
+    name: str = "MLIP batch"
+    potential: str = "chgnet"
+    model: str | None = None
+    device: str = "auto"
+    relax: bool = True
+    fmax: float = 0.05
+    steps: int = 500
+    batch_size: int = 16
+
+    def make(self, structures: list, references: dict[str, float] | None = None) -> Flow:
+        j = evaluate_batch(structures, references, self.potential, self.model, self.device, self.relax,
+                           self.fmax, self.steps, self.batch_size)
+        j.name = f"{self.potential} batch of {len(structures)}"
+        return Flow([j], output=j.output, name=self.name)
+
+
 class MLIPSpec(CalculatorSpec):
     """The calculator spec of one potential: its maker, its checks, its versions."""
 
@@ -158,10 +197,18 @@ class MLIPSpec(CalculatorSpec):
 
     def _relax_maker(self, cfg: CalculatorConfig) -> MLIPRelaxMaker:
         kw = _ase_relax_kwargs(cfg)
-        kw["calculator_kwargs"] = {}
+        kw["calculator_kwargs"] = {}  # htflow's options configure the model, not an ASE calculator
         return MLIPRelaxMaker(name=f"{self.name} relaxation" if cfg.relax else f"{self.name} static",
                               force_field_name=self.pot.force_field, potential=self.name,
                               model=cfg.options.get("model"), device=cfg.options.get("device", "auto"), **kw)
+
+    def batch_maker(self, cfg: CalculatorConfig) -> MLIPBatchMaker | None:
+        size = int(cfg.options.get("batch_size", 1))
+        if size <= 1:
+            return None
+        return MLIPBatchMaker(potential=self.name, model=cfg.options.get("model"),
+                              device=cfg.options.get("device", "auto"), relax=cfg.relax, fmax=cfg.fmax,
+                              steps=cfg.steps, batch_size=size)
 
     def check(self, campaign: CampaignConfig, space: CompositionSpace) -> None:
         """Options, package, model file and device, before anything is written."""
@@ -170,6 +217,12 @@ class MLIPSpec(CalculatorSpec):
         if unknown:
             raise InputError(f"calculator.options: unknown option(s) {', '.join(unknown)} for {self.name!r}; "
                              f"allowed: {', '.join(OPTIONS)}")
+        size = opts.get("batch_size", 1)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InputError(f"calculator.options.batch_size: a whole number of at least 1, got {size!r}")
+        if size > 1 and self.name != "chgnet":
+            raise InputError(f"calculator.options.batch_size: batched relaxation is built for chgnet; "
+                             f"{self.name!r} evaluates one structure at a time (batch_size: 1)")
         device = opts.get("device", "auto")
         if device not in ("auto", "cpu", "cuda"):
             raise InputError(f"calculator.options.device: {device!r} is not one of 'auto', 'cpu' or 'cuda'")

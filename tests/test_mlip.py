@@ -95,9 +95,10 @@ def test_batched_predictions_equal_chgnet_one_by_one():
 @pytest.mark.parametrize(
     ("options", "words"),
     [
-        ({"modle": "0.3.0"}, ["calculator.options", "modle", "allowed: model, device"]),
+        ({"modle": "0.3.0"}, ["calculator.options", "modle", "allowed: model, device, batch_size"]),
         ({"device": "gpu"}, ["calculator.options.device", "'gpu'", "'auto', 'cpu' or 'cuda'"]),
-        ({"batch_size": 16}, ["calculator.options", "batch_size", "allowed: model, device"]),
+        ({"batch_size": 0}, ["calculator.options.batch_size", "at least 1", "0"]),
+        ({"batch_size": "16"}, ["calculator.options.batch_size", "whole number"]),
         ({"model": "0.4.0"}, ["calculator.options.model", "'0.3.0' and '0.2.0'"]),
     ],
 )
@@ -105,6 +106,13 @@ def test_bad_mlip_options(options, words):
     with pytest.raises(InputError) as err:
         parse_config(_campaign("chgnet", False, **options), "test")
     for w in words:
+        assert w in str(err.value), str(err.value)
+
+
+def test_batches_are_for_chgnet_only():
+    with pytest.raises(InputError) as err:
+        parse_config(_campaign("sevennet", False, batch_size=4), "test")
+    for w in ["calculator.options.batch_size", "chgnet", "'sevennet'", "batch_size: 1"]:
         assert w in str(err.value), (w, str(err.value))
 
 
@@ -154,3 +162,48 @@ def test_chgnet_campaign_on_dask_workers_equals_local():
     assert len(ours) == 5 and ours.keys() == theirs.keys()
     for k in ours:
         assert ours[k] == pytest.approx(theirs[k], abs=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("executor", ["local", "dask"])
+def test_batched_relaxations_equal_one_by_one(executor):
+    """batch_size 2: the three alloys relax in lockstep in jobs of two and one (forces from one model
+    call per step per job); energies, volumes and step counts equal atomate2's one-by-one
+    relaxations, and every result is stored under its own key."""
+    single = Campaign(parse_config(_campaign("chgnet", True), "test"))
+    single.run()
+    cfg = _campaign("chgnet", True, batch_size=2)
+    if executor == "dask":
+        cfg.update(executor={"type": "dask", "workers": 1}, store="dask-data")
+    batched = Campaign(parse_config(cfg, "test"))
+    batched.executor.announce = lambda line: None
+    assert batched.batch_maker is not None and single.batch_maker is None
+    doc = batched.run()
+    assert doc["state"] == "complete"
+    ours = {r["key"]: r for r in batched.results(status="done")}
+    theirs = {r["key"]: r for r in single.results(status="done")}
+    assert len(ours) == 5 and ours.keys() == theirs.keys()
+    for k, r in ours.items():
+        assert r["energy_per_atom"] == pytest.approx(theirs[k]["energy_per_atom"], abs=1e-5)
+        assert r["volume_per_atom"] == pytest.approx(theirs[k]["volume_per_atom"], abs=1e-4)
+        if len(r["counts"]) > 1:
+            assert r["n_steps"] == theirs[k]["n_steps"] and r["converged"] is True
+    with batched.db:
+        jobs = [d["name"] for d in batched.db.job_store().query({}, properties=["name"])]
+    assert sorted(n for n in jobs if "batch" in n) == ["chgnet batch of 1", "chgnet batch of 2"]
+
+
+def test_one_bad_structure_fails_alone_in_a_batch():
+    """A structure CHGNet cannot evaluate (oganesson) fails with the model's error; the structures
+    batched with it are relaxed as usual."""
+    from pymatgen.core import Lattice, Structure
+
+    from htflow import mlip
+    from htflow.batch import relax
+
+    good = Structure(Lattice.cubic(3.6), ["Cu", "Ni", "Cu", "Ni"], [[0, 0, 0], [.5, .5, 0], [.5, 0, .5], [0, .5, .5]])
+    alien = Structure(Lattice.cubic(3.0), ["Og"], [[0, 0, 0]])  # beyond CHGNet's elements
+    out = relax(mlip.load_model("chgnet", device="cpu"), [good, alien, good.copy()], batch_size=3, fmax=0.1, steps=50)
+    assert "Error" in out[1]["error"], out[1]
+    assert out[0]["converged"] and out[2]["converged"]
+    assert out[0]["energy"] == pytest.approx(out[2]["energy"], abs=1e-6)
