@@ -65,6 +65,21 @@ class CalculatorSpec:
         return {"name": self.name, "ase_version": ase.__version__, **self.meta}
 
 
+def check_option_names(name: str, opts: dict, allowed: tuple[str, ...]) -> None:
+    """Refuse ``calculator.options`` keys the calculator does not take, listing those it does."""
+    unknown = sorted(set(opts) - set(allowed))
+    if unknown:
+        raise InputError(f"calculator.options: unknown option(s) {', '.join(unknown)} for {name!r}; "
+                         f"allowed: {', '.join(allowed)}")
+
+
+def check_whole_number(opts: dict, key: str) -> None:
+    """Refuse ``calculator.options.<key>`` unless it is absent or a whole number of at least 1."""
+    value = opts.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise InputError(f"calculator.options.{key}: a whole number of at least 1, got {value!r}")
+
+
 def _ase_relax_kwargs(cfg: CalculatorConfig) -> dict:
     return {
         "relax_cell": cfg.relax,

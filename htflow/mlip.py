@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from atomate2.forcefields.jobs import ForceFieldRelaxMaker
 from jobflow import Flow, Maker, job
 
-from htflow.calculators import CalculatorSpec, _ase_relax_kwargs
+from htflow.calculators import CalculatorSpec, _ase_relax_kwargs, check_option_names, check_whole_number
 from htflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -213,14 +213,9 @@ class MLIPSpec(CalculatorSpec):
     def check(self, campaign: CampaignConfig, space: CompositionSpace) -> None:
         """Options, package, model file and device, before anything is written."""
         opts = campaign.calculator.options
-        unknown = sorted(set(opts) - set(OPTIONS))
-        if unknown:
-            raise InputError(f"calculator.options: unknown option(s) {', '.join(unknown)} for {self.name!r}; "
-                             f"allowed: {', '.join(OPTIONS)}")
-        size = opts.get("batch_size", 1)
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise InputError(f"calculator.options.batch_size: a whole number of at least 1, got {size!r}")
-        if size > 1 and self.name != "chgnet":
+        check_option_names(self.name, opts, OPTIONS)
+        check_whole_number(opts, "batch_size")
+        if opts.get("batch_size", 1) > 1 and self.name != "chgnet":
             raise InputError(f"calculator.options.batch_size: batched relaxation is built for chgnet; "
                              f"{self.name!r} evaluates one structure at a time (batch_size: 1)")
         device = opts.get("device", "auto")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobflow import Flow, Maker, job
 
-from htflow.calculators import CalculatorSpec
+from htflow.calculators import CalculatorSpec, check_option_names, check_whole_number
 from htflow.errors import InputError
 
 if TYPE_CHECKING:
@@ -208,19 +208,14 @@ class VaspSpec(CalculatorSpec):
 
     def check(self, campaign: CampaignConfig, space: CompositionSpace) -> None:
         opts = campaign.calculator.options
-        unknown = sorted(set(opts) - set(OPTIONS))
-        if unknown:
-            raise InputError(f"calculator.options: unknown option(s) {', '.join(unknown)} for 'vasp'; "
-                             f"allowed: {', '.join(OPTIONS)}")
+        check_option_names("vasp", opts, OPTIONS)
         if "incar" in opts and not isinstance(opts["incar"], dict):
             raise InputError("calculator.options.incar: a mapping of INCAR tags to values, e.g. {ENCUT: 520}")
         if opts.get("potcar_functional") not in (None, *FUNCTIONALS):
             raise InputError(f"calculator.options.potcar_functional: {opts['potcar_functional']!r} is not "
                              f"one of {', '.join(FUNCTIONALS)}")
         for key in ("kpoints_density", "max_errors"):
-            value = opts.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise InputError(f"calculator.options.{key}: a whole number of at least 1, got {value!r}")
+            check_whole_number(opts, key)
         poll = opts.get("poll_seconds", 10)
         if isinstance(poll, bool) or not isinstance(poll, int | float) or not poll > 0:
             raise InputError(f"calculator.options.poll_seconds: a number of seconds above 0, got {poll!r}")
