@@ -151,7 +151,7 @@ def relax(model: Any, structures: list, batch_size: int = 16, fmax: float = 0.05
         out.append({"structure": AseAtomsAdaptor.get_structure(a), "energy": float(r["energy"]),
                     "forces": np.asarray(r["forces"]), "stress": np.asarray(r["stress"]),
                     # atomate2's count (its trajectory's frames: the start, every step, the end)
-                    "n_steps": st["n_steps"] + 2 if opts[0] is not None else 1,
+                    "n_steps": st["n_steps"] + 2 if steps > 1 else 1,
                     "steps": st["n_steps"], "converged": st["converged"]})
     return out
 

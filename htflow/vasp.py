@@ -35,7 +35,7 @@ import shlex
 import shutil
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +95,6 @@ class VaspEvaluationMaker(Maker):
     relax_maker: Maker | None = None
     static_maker: Maker | None = None
     run_dir: str = "vasp-runs"
-    job_kwargs: dict = field(default_factory=dict)
 
     def make(self, structure: Structure) -> Flow:
         jobs = []
