@@ -45,14 +45,14 @@ STRATEGIES = {
 
 
 def _config(pool_file: Path, sampler: str, surrogate: dict | None, seed: int, batch: int):
-    from htflow.config import load_config
+    from htflow.campaign.validation import load_config
 
     cfg = load_config(pool_file)
     data = cfg.model_dump()
     data["search"].update(sampler=sampler, seed=seed, batch_size=batch)
     if surrogate is not None:
         data["search"]["surrogate"] = surrogate
-    from htflow.config import CampaignConfig
+    from htflow.schemas.config import CampaignConfig
 
     return CampaignConfig.model_validate(data)
 
@@ -60,8 +60,8 @@ def _config(pool_file: Path, sampler: str, surrogate: dict | None, seed: int, ba
 def emt_part(args, lines: list[str], curves: dict) -> None:
     from rich.progress import Progress
 
-    from htflow.generators import get_generator
-    from htflow.replay import pool_values, replay
+    from htflow.campaign.replay import pool_values, replay
+    from htflow.search.registry import get_generator
 
     pool_file = HERE / "pools" / f"{args.pool}.yaml"
     base = _config(pool_file, "random", None, 0, args.batch)
@@ -119,8 +119,9 @@ def emt_part(args, lines: list[str], curves: dict) -> None:
 def steels_part(args, lines: list[str], curves: dict) -> None:
     from datasets import steels
 
-    from htflow.active import Planner, settings
-    from htflow.features import fraction_matrix
+    from htflow.search.features import fraction_matrix
+    from htflow.search.guided import Planner
+    from htflow.search.planner import surrogate_settings as settings
 
     comps, ys, _ = steels()
     y = np.array(ys)
@@ -175,8 +176,8 @@ def steels_cv_part(args, lines: list[str]) -> None:
     from datasets import steels
     from sklearn.model_selection import KFold
 
-    from htflow.features import fraction_matrix, get_featurizer
-    from htflow.surrogates import get_surrogate
+    from htflow.search.features import fraction_matrix, get_featurizer
+    from htflow.search.surrogates import get_surrogate
 
     comps, ys, _ = steels()
     y = np.array(ys)

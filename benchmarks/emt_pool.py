@@ -26,10 +26,10 @@ _STATE: dict = {}
 
 
 def _init(path: str) -> None:
-    from htflow.calculators import get_calculator
-    from htflow.config import load_config
-    from htflow.flows import EvaluationMaker
-    from htflow.structures import StructureBuilder
+    from htflow.calculators.flows import EvaluationMaker
+    from htflow.calculators.registry import get_calculator
+    from htflow.campaign.validation import load_config
+    from htflow.space.structures import StructureBuilder
 
     cfg = load_config(path)
     _STATE["builder"] = StructureBuilder(cfg.structure.prototype, cfg.structure.n_atoms,
@@ -42,7 +42,8 @@ def _evaluate(fractions: dict[str, float]) -> tuple[dict, dict | None, str | Non
     from jobflow import JobStore
     from maggma.stores import MemoryStore
 
-    from htflow.executors import EvalTask, LocalExecutor
+    from htflow.execution.base import EvalTask
+    from htflow.execution.local import LocalExecutor
 
     structure = _STATE["builder"].build(fractions)
     store = JobStore(MemoryStore())
@@ -54,9 +55,9 @@ def _evaluate(fractions: dict[str, float]) -> tuple[dict, dict | None, str | Non
 def main(argv: list[str] | None = None) -> int:
     from rich.progress import Progress
 
-    from htflow.config import load_config
-    from htflow.flows import formation_energy
-    from htflow.space import composition_key
+    from htflow.calculators.flows import formation_energy
+    from htflow.campaign.validation import check, load_config
+    from htflow.space.compositions import build_space, composition_key
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("campaign", help="campaign file whose grid is the pool")
@@ -66,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     cfg = load_config(args.campaign)
-    cfg.check()
-    space = cfg.space.build()
+    check(cfg)
+    space = build_space(cfg.space)
     pool = space.pool()[: args.limit]
     rows, failed = [], []
     start = time.perf_counter()

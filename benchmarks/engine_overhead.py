@@ -70,7 +70,7 @@ def expected(n: int, chains: bool) -> list[int]:
 
 
 def bench_htflow(ex, n: int, chains: bool, store: str = "memory", tmp: Path | None = None) -> dict:
-    from htflow.engine import scratch_store
+    from htflow.execution.engine import scratch_store
 
     t0 = time.perf_counter()
     units = make_units(n, chains)
@@ -137,7 +137,7 @@ def bench_pool(pool, n: int) -> dict:
 def overhead(args) -> list[str]:
     import tempfile
 
-    from htflow.dask_executor import DaskExecutor
+    from htflow.execution.dask_executor import DaskExecutor
 
     sizes = [int(float(s)) for s in args.sizes]
     rows = []
@@ -147,7 +147,7 @@ def overhead(args) -> list[str]:
     start_s = time.perf_counter() - t0
     tmp = Path(tempfile.mkdtemp())
     # warm the workers' imports (jobflow, networkx for flows) so the first size is not charged for them
-    from htflow.engine import scratch_store
+    from htflow.execution.engine import scratch_store
 
     for chains in (False, True):
         list(ex.run_units(make_units(200, chains), scratch_store()))
@@ -186,14 +186,15 @@ def overhead(args) -> list[str]:
 
 
 def emt(args) -> list[str]:
-    from htflow.calculators import get_calculator
-    from htflow.config import CalculatorConfig
-    from htflow.dask_executor import DaskExecutor
-    from htflow.engine import scratch_store
-    from htflow.executors import EvalTask, LocalExecutor
-    from htflow.flows import EvaluationMaker
-    from htflow.space import CompositionSpace
-    from htflow.structures import StructureBuilder
+    from htflow.calculators.flows import EvaluationMaker
+    from htflow.calculators.registry import get_calculator
+    from htflow.execution.base import EvalTask
+    from htflow.execution.dask_executor import DaskExecutor
+    from htflow.execution.engine import scratch_store
+    from htflow.execution.local import LocalExecutor
+    from htflow.schemas.config import CalculatorConfig
+    from htflow.space.compositions import CompositionSpace
+    from htflow.space.structures import StructureBuilder
 
     space = CompositionSpace(("Cu", "Ni", "Pd", "Pt"), step=0.125, max_elements=3)
     comps = [c for c in space.pool() if len([v for v in c.values() if v > 0]) > 1][: args.emt_n]

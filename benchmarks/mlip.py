@@ -3,9 +3,9 @@
 For scale (one thread, 32-atom fcc Cu-Ni cell, rattled): single point and full relaxation
 (FIRE + Fréchet cell filter, fmax 0.05 eV/Å) with EMT, CHGNet (the package's calculator and
 htflow's) and SevenNet-0. Then structures per second of energy + forces + stress for 32- and
-108-atom cells: CHGNet's own ``predict_structure`` one by one against :func:`htflow.batch.predict`
+108-atom cells: CHGNet's own ``predict_structure`` one by one against :func:`htflow.calculators.batch.predict`
 at several batch sizes, and the largest deviation between them. Last, whole relaxations per
-second: one by one (atomate2's relaxer, as campaigns run them) against :func:`htflow.batch.relax`
+second: one by one (atomate2's relaxer, as campaigns run them) against :func:`htflow.calculators.batch.relax`
 (lockstep FIRE, forces for a batch per model call; ``calculator.options.batch_size``).
 
     python benchmarks/mlip.py --out docs/mlip-latest.md [--device cuda]
@@ -74,7 +74,7 @@ def per_structure(calcs: dict, out: list[str]) -> None:
 def batched(model, sizes: list[int], n: int, out: list[str]) -> None:
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from htflow.batch import predict
+    from htflow.calculators.batch import predict
 
     out += ["", "| cell | CHGNet predict_structure, one by one (structures/s) | "
             + " | ".join(f"htflow batch {b}" for b in sizes) + " | max dE (eV/atom) | max dF (eV/Å) |",
@@ -99,12 +99,12 @@ def batched(model, sizes: list[int], n: int, out: list[str]) -> None:
 
 def relaxations(model, device: str, sizes: list[int], n: int, out: list[str]) -> None:
     """Relaxations per second: n rattled 32-atom cells one by one (atomate2's relaxer with htflow's
-    CHGNet calculator, as a campaign runs them) against htflow.batch.relax in lockstep."""
+    CHGNet calculator, as a campaign runs them) against htflow.calculators.batch.relax in lockstep."""
     from atomate2.ase.utils import AseRelaxer
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from htflow import mlip
-    from htflow.batch import relax
+    from htflow.calculators import mlip
+    from htflow.calculators.batch import relax
 
     structures = [AseAtomsAdaptor.get_structure(alloy(2, s)) for s in range(n)]
     calc = mlip.calculator("chgnet", device=device)
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     from ase.calculators.emt import EMT
     from chgnet.model.dynamics import CHGNetCalculator
 
-    from htflow import mlip
+    from htflow.calculators import mlip
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     model = mlip.load_model("chgnet", device=args.device)

@@ -37,7 +37,7 @@ STRATEGIES = {"htflow surrogate (EHVI, BoTorch)": ("surrogate", "ehvi"),
 
 
 def truth() -> tuple[list[str], set[str]]:
-    from htflow.pareto import pareto_mask
+    from htflow.analysis.pareto import pareto_mask
 
     rows = list(csv.DictReader((files("htflow") / "data" / "emt-fcc7.csv").read_text().splitlines()))
     other = {"Au", "Pt"}
@@ -51,8 +51,8 @@ def truth() -> tuple[list[str], set[str]]:
 def run_one(args: tuple[str, int, int, int]) -> tuple[str, int, list[str], float]:
     label, seed, budget, batch = args
     sampler, method = STRATEGIES[label]
-    from htflow.campaign import Campaign
-    from htflow.config import parse_config
+    from htflow.campaign.loop import Campaign
+    from htflow.campaign.validation import parse_config
 
     cfg = {
         "name": f"pf-{sampler}-{method or ''}-{seed}",
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     pool, front = truth()
     budget = round(args.share * len(pool))
-    from htflow import ehvi
+    from htflow.search import ehvi
 
     labels = [k for k, (_, m) in STRATEGIES.items() if m != "ehvi" or ehvi.available()]
     if len(labels) < len(STRATEGIES):

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import htflow_env, small_campaign_config
 
-ROOT = Path(__file__).resolve().parents[1]
 #: BoTorch compiles its fused qLogEHVI kernel once per machine (about a minute) into torch's
 #: extension cache; the tests share the user's cache instead of compiling it in every fresh HOME
 TORCH_EXTENSIONS = os.environ.get("TORCH_EXTENSIONS_DIR") or str(Path.home() / ".cache" / "torch_extensions")
@@ -31,28 +31,7 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def small_campaign() -> dict:
     """A campaign small enough for seconds of EMT: Cu-Ni-Pd on a 16-atom fcc cell."""
-    return {
-        "name": "small",
-        "space": {"elements": ["Cu", "Ni", "Pd"], "step": 0.25, "max_elements": 3},
-        "structure": {"prototype": "fcc", "n_atoms": 16},
-        "calculator": {"name": "emt", "fmax": 0.05},
-        "objectives": [{"name": "formation_energy_per_atom", "goal": "minimize"}],
-        "search": {"sampler": "sobol", "batch_size": 3, "budget": 6, "seed": 3},
-        "store": "htflow-data",
-    }
-
-
-def write_yaml(path: Path, data: dict) -> Path:
-    import yaml
-
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
-
-def htflow_env() -> dict:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return env
+    return small_campaign_config()
 
 
 @pytest.fixture(scope="session")
@@ -62,20 +41,19 @@ def live_server(tmp_path_factory):
     Yields ``(url, store_path)``. Read-only tests share it (the OPTIMADE
     validator and the browser need a live server, not a test client).
     """
-    import copy
     import socket
     import subprocess
     import sys
     import time
     import urllib.request
 
-    from htflow.builder import MaterialsBuilder
-    from htflow.campaign import Campaign
-    from htflow.config import parse_config
+    from htflow.analysis.builder import MaterialsBuilder
+    from htflow.campaign.loop import Campaign
+    from htflow.campaign.validation import parse_config
 
     root = tmp_path_factory.mktemp("live")
     store = str(root / "htflow-data")
-    cfg = copy.deepcopy(small_campaign.__wrapped__())
+    cfg = small_campaign_config()
     cfg["store"] = store
     camp = Campaign(parse_config(cfg, "test"))
     camp.run()

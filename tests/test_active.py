@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from htflow import Campaign
-from htflow.config import parse_config
-from htflow.generators import get_generator
-from htflow.replay import pool_values, replay
+from htflow.campaign.loop import Campaign
+from htflow.campaign.replay import pool_values, replay
+from htflow.campaign.validation import check, parse_config
+from htflow.search.registry import get_generator
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def pool_campaign(name="al", seed=0, sampler="surrogate", budget=24, batch=4, su
 
 def run(data: dict, progress=None) -> tuple[Campaign, dict]:
     cfg = parse_config(data)
-    cfg.check()
+    check(cfg)
     camp = Campaign(cfg)
     return camp, camp.run(progress)
 

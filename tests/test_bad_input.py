@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import htflow_env, write_yaml
+from helpers import htflow_env, write_yaml
 
 from htflow.cli import main
 
@@ -59,7 +59,7 @@ CASES = [
     ("unknown-prototype", "structure.prototype", "fcc2", ["structure.prototype", "'fcc2'", "fcc, bcc, hcp"]),
     ("unknown-calculator", "calculator.name", "vasp2", ["calculator.name", "'vasp2'", "allowed: chgnet, emt, lookup"]),
     ("bad-calculator-path", "calculator.name", "no_such_module:Calc", ["calculator.name", "cannot import"]),
-    ("calculator-not-a-calculator", "calculator.name", "htflow.space:composition_key",
+    ("calculator-not-a-calculator", "calculator.name", "htflow.space.compositions:composition_key",
      ["calculator.name", "expected a jobflow Maker"]),
     ("element-without-emt-parameters", "space.elements", ["Cu", "Ni", "Fe"], ["calculator 'emt'", "Fe", "supports"]),
     ("fmax-zero", "calculator.fmax", 0, ["calculator.fmax", "greater than 0"]),
@@ -218,7 +218,7 @@ def small_campaign_file(cfg: dict, tmp_path: Path) -> Path:
     ],
 )
 def test_bad_cli_arguments(argv, words, tmp_path, capsys):
-    from htflow.config import StoreConfig
+    from htflow.schemas.config import StoreConfig
     from htflow.store.db import CampaignDB
 
     with CampaignDB(StoreConfig()):  # an existing, empty store

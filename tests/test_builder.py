@@ -7,10 +7,10 @@ import copy
 import pytest
 from maggma.stores import MemoryStore
 
-from htflow.builder import MaterialsBuilder, fidelity
-from htflow.campaign import Campaign
+from htflow.analysis.builder import MaterialsBuilder, fidelity
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 from htflow.cli import main
-from htflow.config import parse_config
 
 
 def _result(campaign, key, calc, created, value, status="done", n_atoms=16, **extra):

@@ -10,8 +10,8 @@ from ase.calculators.emt import EMT
 from pymatgen.core import Structure
 from pymatgen.io.ase import AseAtomsAdaptor
 
-from htflow.campaign import Campaign
-from htflow.config import parse_config
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 from htflow.errors import InputError
 from htflow.store.db import CampaignDB
 
@@ -29,7 +29,7 @@ def finished(tmp_path_factory):
     """One small campaign, run once for the tests that only read it."""
     import os
 
-    from conftest import ROOT  # noqa: F401  (tests folder on sys.path)
+    from helpers import ROOT  # noqa: F401  (tests folder on sys.path)
 
     folder = tmp_path_factory.mktemp("finished")
     old = os.getcwd()

@@ -8,10 +8,11 @@ import json
 import os
 
 import pytest
-from conftest import ROOT, write_yaml
+from helpers import ROOT, write_yaml
 
+from htflow.campaign.validation import load_config
 from htflow.cli import main
-from htflow.config import load_config
+from htflow.space.compositions import build_space
 
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.yaml"))
 
@@ -28,7 +29,7 @@ def test_bundled_campaign_files_are_valid(path, tmp_path, monkeypatch):
         monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
     cfg = load_config(path)
     assert cfg.search.budget >= 1
-    space = cfg.space.build()
+    space = build_space(cfg.space)
     if space.is_grid:
         assert cfg.search.budget <= space.grid_size()
 

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from htflow.config import StoreConfig
+from htflow.schemas.config import StoreConfig
 from htflow.store.db import CampaignDB
 
 pytestmark = pytest.mark.slow

@@ -15,10 +15,10 @@ from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 from monty.json import jsanitize
 
-from htflow.campaign import Campaign
-from htflow.config import parse_config
-from htflow.dask_executor import DaskExecutor
-from htflow.engine import run_unit, scratch_store
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
+from htflow.execution.dask_executor import DaskExecutor
+from htflow.execution.engine import run_unit, scratch_store
 
 pytestmark = pytest.mark.slow
 

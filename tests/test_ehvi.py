@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from test_multiobjective import _mo_campaign
 
-from htflow.campaign import Campaign
-from htflow.config import parse_config
+from htflow.analysis.pareto import hypervolume, pareto_mask
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 from htflow.errors import InputError
-from htflow.pareto import hypervolume, pareto_mask
 
 botorch = pytest.importorskip("botorch", reason="BoTorch is not installed (pip install 'htflow[bo]')")
 
@@ -27,7 +27,7 @@ def test_log_ehvi_equals_monte_carlo_of_the_exact_hypervolume():
     """exp(log EHVI) of htflow's acquisition equals the mean hypervolume gain of posterior draws,
     computed with htflow's exact hypervolume, for candidates that improve the front and ones that
     barely can; so signs, the reference point and the front are what BoTorch is handed."""
-    from htflow.ehvi import BotorchGP, HypervolumeAcquisition
+    from htflow.search.ehvi import BotorchGP, HypervolumeAcquisition
 
     rng = np.random.default_rng(0)
     X = rng.random((24, 2))
@@ -115,7 +115,7 @@ def test_ehvi_is_deterministic_for_a_seed():
 
 
 def test_without_botorch_auto_is_parego_and_ehvi_is_refused(monkeypatch):
-    from htflow import ehvi
+    from htflow.search import ehvi
 
     monkeypatch.setattr(ehvi, "available", lambda: False)
     with pytest.raises(InputError) as err:

@@ -11,7 +11,7 @@ from flowlib import add, nested_reference_flow, semantics_flows, spin
 from jobflow import Flow, JobStore, run_locally
 from maggma.stores import MemoryStore
 
-from htflow.engine import DocStore, run_unit, scratch_store, walltime_limit, write_documents
+from htflow.execution.engine import DocStore, run_unit, scratch_store, walltime_limit, write_documents
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 

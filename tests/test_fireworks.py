@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import mongomock
 import pytest
-from conftest import write_yaml
 from flowlib import add, fail
+from helpers import write_yaml
 from jobflow import Flow, JobStore
 
-from htflow.campaign import Campaign
-from htflow.config import parse_config
-from htflow.executors import EvalTask
-from htflow.fireworks import FireWorksExecutor
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
+from htflow.execution.base import EvalTask
+from htflow.execution.fireworks_executor import FireWorksExecutor
 from htflow.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.slow
@@ -85,8 +85,8 @@ def test_a_fizzled_firework_is_a_failed_outcome_and_not_resubmitted(launchpad, t
 
 def test_templates_load():
     import yaml
-    from conftest import ROOT
     from fireworks.user_objects.queue_adapters.common_adapter import CommonAdapter
+    from helpers import ROOT
 
     lp = yaml.safe_load((ROOT / "cluster" / "my_launchpad.yaml").read_text())
     assert lp["uri_mode"] is True and lp["name"] == "fireworks"

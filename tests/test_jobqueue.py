@@ -18,9 +18,9 @@ import pytest
 import yaml
 from flowlib import add
 
-from htflow.dask_executor import DaskExecutor, load_cluster_file
-from htflow.engine import scratch_store
 from htflow.errors import CampaignError, InputError
+from htflow.execution.dask_executor import DaskExecutor, load_cluster_file
+from htflow.execution.engine import scratch_store
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

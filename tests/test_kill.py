@@ -12,7 +12,7 @@ import time
 import orjson
 import psutil
 import pytest
-from conftest import htflow_env, write_yaml
+from helpers import htflow_env, write_yaml
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import importlib.util
 import numpy as np
 import pytest
 
-from htflow.campaign import Campaign
-from htflow.config import parse_config
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 from htflow.errors import InputError
 
 pytest.importorskip("chgnet", reason="pip install 'htflow[mlip]'")
@@ -68,12 +68,12 @@ def test_campaign_energies_equal_the_package_calculator(name, relax):
 
 
 def test_batched_predictions_equal_chgnet_one_by_one():
-    """htflow.batch.predict (one backward pass, batches of mixed sizes) gives CHGNet's numbers."""
+    """htflow.calculators.batch.predict (one backward pass, batches of mixed sizes) gives CHGNet's numbers."""
     from ase.build import bulk
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    from htflow import mlip
-    from htflow.batch import predict
+    from htflow.calculators import mlip
+    from htflow.calculators.batch import predict
 
     model = mlip.load_model("chgnet", device="cpu")
     structures = []
@@ -97,8 +97,8 @@ def test_batched_predictions_equal_chgnet_one_by_one():
     [
         ({"modle": "0.3.0"}, ["calculator.options", "modle", "allowed: model, device, batch_size"]),
         ({"device": "gpu"}, ["calculator.options.device", "'gpu'", "'auto', 'cpu' or 'cuda'"]),
-        ({"batch_size": 0}, ["calculator.options.batch_size", "at least 1", "0"]),
-        ({"batch_size": "16"}, ["calculator.options.batch_size", "whole number"]),
+        ({"batch_size": 0}, ["calculator.options.batch_size", "greater than or equal to 1", "0"]),
+        ({"batch_size": "16"}, ["calculator.options.batch_size", "valid integer", "'16'"]),
         ({"model": "0.4.0"}, ["calculator.options.model", "'0.3.0' and '0.2.0'"]),
     ],
 )
@@ -198,8 +198,8 @@ def test_one_bad_structure_fails_alone_in_a_batch():
     batched with it are relaxed as usual."""
     from pymatgen.core import Lattice, Structure
 
-    from htflow import mlip
-    from htflow.batch import relax
+    from htflow.calculators import mlip
+    from htflow.calculators.batch import relax
 
     good = Structure(Lattice.cubic(3.6), ["Cu", "Ni", "Cu", "Ni"], [[0, 0, 0], [.5, .5, 0], [.5, 0, .5], [0, .5, .5]])
     alien = Structure(Lattice.cubic(3.0), ["Og"], [[0, 0, 0]])  # beyond CHGNet's elements

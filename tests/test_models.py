@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from htflow.acquisition import (
+from htflow.errors import InputError
+from htflow.search.acquisition import (
     ACQUISITIONS,
     expected_improvement,
     get_acquisition,
     probability_of_improvement,
     ucb,
 )
-from htflow.errors import InputError
 
 
 # -- acquisition functions: closed forms and numerical integrals ----------------
@@ -65,7 +65,7 @@ def test_magpie_features_equal_matminer():
     from matminer.featurizers.composition import ElementProperty
     from pymatgen.core import Composition
 
-    from htflow.features import Magpie, fraction_matrix
+    from htflow.search.features import Magpie, fraction_matrix
 
     els = ["Al", "Cu", "Ni", "Pt", "Fe", "C", "Mn"]
     comps = [{"Al": 0.5, "Cu": 0.25, "Pt": 0.25}, {"Fe": 0.9, "C": 0.02, "Mn": 0.08}, {"Ni": 1.0},
@@ -79,7 +79,7 @@ def test_magpie_features_equal_matminer():
 
 
 def test_pairs_and_combined_features():
-    from htflow.features import fraction_matrix, get_featurizer
+    from htflow.search.features import fraction_matrix, get_featurizer
 
     els = ["Cu", "Ni", "Pd"]
     F = fraction_matrix([{"Cu": 0.5, "Ni": 0.25, "Pd": 0.25}], els)
@@ -95,7 +95,7 @@ def test_pairs_and_combined_features():
 # -- surrogates ------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["gp", "gp-iso", "forest"])
 def test_surrogates_learn_a_smooth_function_with_honest_uncertainty(name):
-    from htflow.surrogates import get_surrogate
+    from htflow.search.surrogates import get_surrogate
 
     rng = np.random.default_rng(1)
     X = rng.uniform(0, 1, (80, 3))
@@ -114,7 +114,7 @@ def test_surrogates_learn_a_smooth_function_with_honest_uncertainty(name):
 
 
 def test_gp_condition_keeps_hyperparameters_and_shrinks_uncertainty_at_the_new_point():
-    from htflow.surrogates import get_surrogate
+    from htflow.search.surrogates import get_surrogate
 
     rng = np.random.default_rng(2)
     X = rng.uniform(0, 1, (30, 2))
@@ -134,8 +134,8 @@ def test_cv_metrics_equal_sklearn_on_the_same_predictions():
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
     from sklearn.model_selection import KFold
 
-    from htflow.active import cross_validate
-    from htflow.surrogates import get_surrogate
+    from htflow.search.planner import cross_validate
+    from htflow.search.surrogates import get_surrogate
 
     rng = np.random.default_rng(3)
     X = rng.uniform(0, 1, (40, 2))
@@ -160,7 +160,8 @@ def test_believer_batches_spread_out(acquisition):
     """Top-k picks neighbours of one predicted optimum; the believer batch spreads over the simplex."""
     from scipy.spatial.distance import pdist
 
-    from htflow.active import Planner, settings
+    from htflow.search.guided import Planner
+    from htflow.search.planner import surrogate_settings as settings
 
     cands = np.array([(i / 40, j / 40, 1 - i / 40 - j / 40) for i in range(41) for j in range(41 - i)])
     train = cands[np.random.default_rng(0).choice(len(cands), 15, replace=False)]

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from htflow.builder import MaterialsBuilder
-from htflow.campaign import Campaign
-from htflow.config import parse_config
+from htflow.analysis.builder import MaterialsBuilder
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 from htflow.errors import InputError
 
 
@@ -61,15 +61,15 @@ def test_single_points_promoted_to_relaxations_resumably(monkeypatch):
     Killed before the first promotion, the campaign promotes that round on the next run."""
     cfg = parse_config(_mf({"name": "emt", "relax": True}, best=0.4, uncertain=0.2), "test")
     assert cfg.promoted_config().name == "mf.emt"
-    real = Campaign._promote
+    real = Campaign.promote_round
 
     def boom(self, *a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Campaign, "_promote", boom)
+    monkeypatch.setattr(Campaign, "promote_round", boom)
     with pytest.raises(KeyboardInterrupt):
         Campaign(cfg).run()
-    monkeypatch.setattr(Campaign, "_promote", real)
+    monkeypatch.setattr(Campaign, "promote_round", real)
     camp = Campaign(cfg)
     doc = camp.run()
     assert doc["state"] == "complete" and doc["promoted_to"] == "mf.emt"
@@ -138,7 +138,7 @@ def test_the_multi_fidelity_example_runs_end_to_end():
     relaxes the best quarter in fcc-mf.chgnet."""
     pytest.importorskip("chgnet", reason="pip install 'htflow[mlip]'")
     import yaml
-    from conftest import ROOT
+    from helpers import ROOT
 
     data = yaml.safe_load((ROOT / "workflows" / "multi-fidelity.yaml").read_text())
     data["search"]["budget"] = 8

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition
 
-from htflow.campaign import Campaign
-from htflow.config import parse_config
-from htflow.pareto import crowding, hypervolume, pareto_mask, ranks
+from htflow.analysis.pareto import crowding, hypervolume, pareto_mask, ranks
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 
 
 @pytest.mark.parametrize("goals", [["minimize", "minimize"], ["maximize", "minimize"],
@@ -117,7 +117,7 @@ CONSTRAINED = {
 
 def _violations(fractions: dict, c: dict) -> list[str]:
     """Computed here from first principles: mass fractions and molar volumes from pymatgen."""
-    from htflow.constraints import bundled_prices
+    from htflow.space.constraints import bundled_prices
 
     comp = Composition(fractions)
     prices = {**bundled_prices(), **c["prices"]}
@@ -154,7 +154,7 @@ def test_seven_element_continuous_example_respects_every_constraint(tmp_path):
     """workflows/hea-continuous.yaml, shrunk (16 atoms, 16 evaluations): runs on EMT within its budget,
     differential evolution adds candidates every model round, and every proposal obeys the file."""
     import yaml
-    from conftest import ROOT
+    from helpers import ROOT
 
     cfg = yaml.safe_load((ROOT / "workflows" / "hea-continuous.yaml").read_text())
     cfg["structure"]["n_atoms"] = 16

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from htflow.config import StoreConfig
+from htflow.schemas.config import StoreConfig
 from htflow.store.db import CampaignDB
 
 pytestmark = pytest.mark.slow
@@ -92,7 +92,7 @@ def test_new_materials_appear_without_restart(tmp_path):
     """The in-memory copy follows the store: a new ``htflow build`` shows up on the next check."""
     from fastapi.testclient import TestClient
 
-    from htflow.server import create_app
+    from htflow.server.app import create_app
 
     cfg = StoreConfig(path=str(tmp_path / "db"))
     with CampaignDB(cfg).connect() as db:

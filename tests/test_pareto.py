@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from htflow.pareto import pareto_mask
+from htflow.analysis.pareto import pareto_mask
 
 
 def brute_force(y: np.ndarray, goals: list[str]) -> np.ndarray:
@@ -46,9 +46,9 @@ def test_known_front():
 
 @pytest.mark.slow
 def test_report_draws_the_front_for_two_objectives(small_campaign, tmp_path):
-    from htflow.campaign import Campaign
-    from htflow.config import parse_config
-    from htflow.report import write_report
+    from htflow.campaign.loop import Campaign
+    from htflow.campaign.validation import parse_config
+    from htflow.report.html import write_report
 
     cfg = copy.deepcopy(small_campaign)
     cfg["objectives"] = [{"name": "formation_energy_per_atom", "goal": "minimize"},
@@ -56,6 +56,6 @@ def test_report_draws_the_front_for_two_objectives(small_campaign, tmp_path):
     camp = Campaign(parse_config(cfg, "test"))
     camp.run()
     with camp.db:
-        page = write_report(camp, tmp_path / "r").read_text()
+        page = write_report(camp.view(), tmp_path / "r").read_text()
     assert "<h2>Trade-off</h2>" in page and "density; the Pareto front" in page
     assert (tmp_path / "r" / "pareto.png").read_bytes()[:4] == b"\x89PNG"

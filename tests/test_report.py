@@ -8,10 +8,12 @@ import re
 import numpy as np
 import pytest
 
-from htflow.campaign import Campaign
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 from htflow.cli import main
-from htflow.config import parse_config
-from htflow.report import _fmt, pool_values, random_baseline
+from htflow.report.plots import random_baseline
+from htflow.report.style import fmt as _fmt
+from htflow.report.view import pool_values
 
 pytestmark = pytest.mark.slow
 
@@ -58,11 +60,11 @@ def test_report_renders_every_plot_with_the_stores_numbers(small_campaign, tmp_p
 
 def test_failures_are_listed(small_campaign, tmp_path):
     camp = _campaign(small_campaign, name="htflow.testing:FailingEMT", options={"element": "Pd", "fraction": 0.5})
-    from htflow.report import write_report
+    from htflow.report.html import write_report
 
     with camp.db:
         failed = camp.results(status="failed")
-        index = write_report(camp, tmp_path / "r")
+        index = write_report(camp.view(), tmp_path / "r")
     page = index.read_text()
     assert failed and f"<h2>Failures ({len(failed)})</h2>" in page
     for r in failed:
@@ -81,10 +83,10 @@ def test_random_baseline_is_random_selection():
 def test_pool_values_keep_computed_values_and_estimate_the_rest(small_campaign):
     camp = _campaign(small_campaign)
     results = camp.summaries()
-    values = pool_values(camp, results, "formation_energy_per_atom")
+    values = pool_values(camp.view(), results, "formation_energy_per_atom")
     pool = camp.space.pool()
     assert len(values) == len(pool) and all(v is not None for v in values)
-    from htflow.space import composition_key
+    from htflow.space.compositions import composition_key
 
     by_key = {r["key"]: r["formation_energy_per_atom"] for r in results}
     keys = [composition_key(camp.builder.realise(p)) for p in pool]

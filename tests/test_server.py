@@ -9,9 +9,10 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from htflow.campaign import Campaign
-from htflow.config import StoreConfig, parse_config
-from htflow.server import create_app
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
+from htflow.schemas.config import StoreConfig
+from htflow.server.app import create_app
 
 pytestmark = pytest.mark.slow
 
@@ -23,10 +24,10 @@ for _ in range(6):
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     """One small campaign, served (module-wide: the bad-query cases only read)."""
-    from conftest import small_campaign as make
+    from helpers import small_campaign_config as make
 
     store = str(tmp_path_factory.mktemp("served") / "htflow-data")
-    cfg = copy.deepcopy(make.__wrapped__())
+    cfg = make()
     cfg["search"] = {"sampler": "sobol", "batch_size": 3, "budget": 6, "seed": 3}
     cfg["store"] = store
     camp = Campaign(parse_config(cfg, "test"))

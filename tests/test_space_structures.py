@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition
 
-from htflow.space import CompositionSpace, SpaceError, composition_key
-from htflow.structures import StructureBuilder, round_to_atoms, supercell_shape
+from htflow.space.compositions import CompositionSpace, SpaceError, build_space, composition_key
+from htflow.space.structures import StructureBuilder, round_to_atoms, supercell_shape
 
 
 @pytest.mark.parametrize("spelling", ["Cu0.5Ni0.5", "NiCu", "Ni2Cu2", {"Ni": 1, "Cu": 1}, Composition("CuNi")])
@@ -104,9 +104,9 @@ def test_public_api_names_resolve():
 
 
 def test_max_pool_from_the_campaign_file_governs_enumeration():
-    from htflow.config import SpaceConfig
+    from htflow.schemas.config import SpaceConfig
 
-    small = SpaceConfig(elements=["Cu", "Ni", "Pd"], step=0.25, max_pool=10).build()
+    small = build_space(SpaceConfig(elements=["Cu", "Ni", "Pd"], step=0.25, max_pool=10))
     with pytest.raises(SpaceError, match=r"15 compositions, more than space.max_pool \(10\)"):
         small.pool()
     big = CompositionSpace(("Cu", "Ni", "Pd", "Ag", "Au", "Pt", "Al"), step=0.0625, max_pool=100_000)

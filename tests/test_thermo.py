@@ -6,9 +6,10 @@ import pytest
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
-from htflow.campaign import Campaign
-from htflow.config import parse_config
-from htflow.thermo import e_above_hull, hull_plot
+from htflow.analysis.hull import e_above_hull
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
+from htflow.report.stability import hull_plot
 
 
 def independent_hull(results: list[dict], refs: dict[str, float]) -> dict[str, float]:
@@ -81,7 +82,7 @@ def test_per_system_hulls_equal_one_hull_of_the_whole_space():
 
     import numpy as np
 
-    from htflow.thermo import affected_systems, system_of
+    from htflow.analysis.hull import affected_systems, system_of
 
     rows = list(csv.DictReader((files("htflow") / "data" / "emt-fcc7.csv").read_text().splitlines()))
     els = ["Ag", "Al", "Au", "Cu", "Ni", "Pd", "Pt"]
@@ -119,7 +120,7 @@ def test_reference_phases_join_the_hull(tmp_path):
     cfg = _pool_campaign(sampler="sobol", budget=18)
     first = Campaign(parse_config(cfg, "test"))
     first.run()
-    refs = {el: r["energy_per_atom"] for el, r in first._doc()["references"].items()}
+    refs = {el: r["energy_per_atom"] for el, r in first.repo.doc()["references"].items()}
     e_cupd = (refs["Cu"] + refs["Pd"]) / 2 - 0.3
     phases.write_text(f"formula,energy_per_atom\nCuPd,{e_cupd}\nCuFe,-99\n")  # Fe: not in the space
     camp = Campaign(parse_config({**cfg, "name": "st-phases", "reference_phases": str(phases)}, "test"))

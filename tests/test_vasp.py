@@ -15,15 +15,15 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import write_yaml
 from fakevasp.campaign import ERROR_RUN, RECORDINGS, vasp_campaign
 from fakevasp.potcars import write_fake_potcars
+from helpers import write_yaml
 from monty.io import zopen
 from monty.os.path import zpath
 
-from htflow.campaign import Campaign
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 from htflow.cli import main
-from htflow.config import parse_config
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"), pytest.mark.slow]
 
@@ -129,9 +129,9 @@ def _cli_config(tmp_path, **options) -> Path:
     ({"command": "mpirun -np 4 vasp_std_not_installed"}, ["calculator.options.command", "not on PATH"]),
     ({"potcar_functional": "PBE_99"}, ["calculator.options.potcar_functional", "'PBE_99'", "PBE_54"]),
     ({"encut": 500}, ["calculator.options", "unknown option(s) encut", "allowed:", "incar"]),
-    ({"incar": "ENCUT=500"}, ["calculator.options.incar", "mapping"]),
-    ({"max_errors": 0}, ["calculator.options.max_errors", "at least 1"]),
-    ({"poll_seconds": -1}, ["calculator.options.poll_seconds", "above 0"]),
+    ({"incar": "ENCUT=500"}, ["calculator.options.incar", "valid dictionary", "ENCUT=500"]),
+    ({"max_errors": 0}, ["calculator.options.max_errors", "greater than or equal to 1"]),
+    ({"poll_seconds": -1}, ["calculator.options.poll_seconds", "greater than 0"]),
 ])
 def test_bad_vasp_settings_are_refused_before_anything_is_written(potcars, tmp_path, capsys, options, words):
     path = _cli_config(tmp_path, **options)

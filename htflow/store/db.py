@@ -12,6 +12,7 @@ Collections
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +20,14 @@ from typing import TYPE_CHECKING
 
 from jobflow import JobStore
 from maggma.core import Store
+from maggma.stores import MemoryStore, MongoURIStore
+from pymongo.uri_parser import parse_uri
 
 from htflow.errors import InputError
+from htflow.store.sqlite import SQLiteStore
 
 if TYPE_CHECKING:
-    from htflow.config import StoreConfig
+    from htflow.schemas.config import StoreConfig
 
 DB_FILE = "htflow.sqlite"
 COLLECTIONS = ("campaigns", "candidates", "results", "jobs", "jobs_data", "materials")
@@ -66,7 +70,6 @@ def check_store_config(cfg: StoreConfig) -> None:
                 f"store.uri: {redact(uri)!r} is not a MongoDB URI; allowed: mongodb://host[:port]/ "
                 "or mongodb+srv://host/"
             )
-        from pymongo.uri_parser import parse_uri
 
         try:
             # +srv would resolve DNS; its syntax is the same as a plain URI's.
@@ -76,7 +79,6 @@ def check_store_config(cfg: StoreConfig) -> None:
 
 
 def _writable(path: Path) -> bool:
-    import os
 
     return os.access(path, os.W_OK)
 
@@ -84,14 +86,11 @@ def _writable(path: Path) -> bool:
 def make_store(cfg: StoreConfig, collection: str, key: str) -> Store:
     """One maggma Store for a collection on the configured backend."""
     if cfg.backend == "embedded":
-        from htflow.store.sqlite import SQLiteStore
 
         return SQLiteStore(Path(cfg.path).resolve() / DB_FILE, collection, key=key)
     if cfg.backend == "mongodb":
-        from maggma.stores import MongoURIStore
 
         return MongoURIStore(cfg.uri, collection, database=cfg.database, key=key)
-    from maggma.stores import MemoryStore
 
     return MemoryStore(collection_name=f"htflow_{collection}", key=key)
 

@@ -214,6 +214,21 @@ def translate(
     return Translation(parts, exact)
 
 
+def _in_term(arg: Any) -> tuple[str, list] | None:
+    """The index condition of ``$in`` (values grouped by type bracket), or None if not translatable."""
+    brs = [bracket(v) for v in arg] if isinstance(arg, list) else [None]
+    if not arg or any(b is None for b in brs):
+        return None
+    groups: dict[int, list] = {}
+    for t, v in brs:  # type: ignore[misc]
+        groups.setdefault(t, []).append(v)
+    ors, p = [], []
+    for t, vs in groups.items():
+        ors.append(f"(t = ? AND value IN ({','.join('?' * len(vs))}))")
+        p.extend([t, *vs])
+    return "(" + " OR ".join(ors) + ")", p
+
+
 def _field_condition(
     name: str, value: Any, multikey: bool, table: str
 ) -> tuple[list[Part], bool]:
@@ -249,18 +264,11 @@ def _field_condition(
             range_t = b[0]
             range_parts.append((f"value {_RANGE_SQL[op]} ?", [b[1]]))
         elif op == "$in":
-            brs = [bracket(v) for v in arg]
-            if not arg or any(b is None for b in brs):
+            term = _in_term(arg)
+            if term is None:
                 exact = False
                 continue
-            groups: dict[int, list] = {}
-            for t, v in brs:  # type: ignore[misc]
-                groups.setdefault(t, []).append(v)
-            ors, p = [], []
-            for t, vs in groups.items():
-                ors.append(f"(t = ? AND value IN ({','.join('?' * len(vs))}))")
-                p.extend([t, *vs])
-            eq_parts.append(("(" + " OR ".join(ors) + ")", p))
+            eq_parts.append(term)
         else:
             exact = False
 

@@ -17,130 +17,24 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-import threading
 from collections.abc import Iterator
-from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-import orjson
 from maggma.core import Sort, Store
 from mongomock.filtering import filter_applies, resolve_sort_key
 
+from htflow.store.codec import dumps, loads, project
+from htflow.store.connections import close_all, connect_file
+from htflow.store.planning import Tables, order_parts, plan_query
 from htflow.store.query import (
-    Part,
     QueryError,
-    Translation,
     bracket,
     check_field,
     extract,
     is_multikey_value,
     translate,
 )
-
-_OPTS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-_DATE_TAG = '{"$date":'
-_CONNECTIONS: dict[tuple[str, int], sqlite3.Connection] = {}
-_CONN_LOCK = threading.Lock()
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return {"$date": obj.isoformat()}
-    if hasattr(obj, "as_dict"):
-        return obj.as_dict()
-    if isinstance(obj, Enum):
-        return obj.value
-    if isinstance(obj, set | frozenset | tuple):
-        return list(obj)
-    if hasattr(obj, "item"):  # numpy scalar types not covered by orjson
-        return obj.item()
-    raise TypeError(f"cannot store a value of type {type(obj).__name__}")
-
-
-def dumps(doc: Any) -> bytes:
-    """Serialise a document (datetimes tagged so that they come back as datetimes)."""
-    return orjson.dumps(doc, default=_default, option=_OPTS)
-
-
-def _untag(node: Any) -> Any:
-    if isinstance(node, dict):
-        if len(node) == 1 and "$date" in node:
-            return datetime.fromisoformat(node["$date"])
-        return {k: _untag(v) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_untag(v) for v in node]
-    return node
-
-
-def loads(text: str) -> Any:
-    """Inverse of :func:`dumps` (documents are kept as JSON text)."""
-    doc = orjson.loads(text)
-    return _untag(doc) if _DATE_TAG in text else doc
-
-
-def connect_file(path: str | Path) -> sqlite3.Connection:
-    """One shared connection per database file and thread, in WAL mode."""
-    path = str(Path(path).resolve())
-    ident = (path, threading.get_ident())
-    with _CONN_LOCK:
-        conn = _CONNECTIONS.get(ident)
-        if conn is None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode; transactions are opened explicitly with BEGIN.
-            conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=60000")
-            # Index b-trees are updated at random places: keep them in memory.
-            conn.execute("PRAGMA cache_size=-131072")
-            conn.execute("PRAGMA mmap_size=1073741824")
-            conn.execute("PRAGMA temp_store=MEMORY")
-            _CONNECTIONS[ident] = conn
-        return conn
-
-
-def close_all() -> None:
-    """Close every cached connection (tests, forked workers)."""
-    with _CONN_LOCK:
-        for conn in _CONNECTIONS.values():
-            conn.close()
-        _CONNECTIONS.clear()
-
-
-def _project(doc: dict, properties: dict | list | None) -> dict:
-    if not properties:
-        return doc
-    if isinstance(properties, list):
-        properties = {p: 1 for p in properties}
-    include = [k for k, v in properties.items() if v]
-    exclude = [k for k, v in properties.items() if not v]
-    if include:
-        out: dict = {}
-        for key in include:
-            node, dst, parts = doc, out, key.split(".")
-            for i, part in enumerate(parts):
-                if not isinstance(node, dict) or part not in node:
-                    break
-                if i == len(parts) - 1:
-                    dst[part] = node[part]
-                else:
-                    node = node[part]
-                    dst = dst.setdefault(part, {})
-        return out
-    out = dict(doc)
-    for key in exclude:
-        parts, node = key.split("."), out
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node = None
-                break
-            node[part] = dict(node[part])
-            node = node[part]
-        if isinstance(node, dict):
-            node.pop(parts[-1], None)
-    return out
 
 
 class SQLiteStore(Store):
@@ -384,88 +278,19 @@ class SQLiteStore(Store):
             self._delete_ids(ids)
 
     # -- reads -------------------------------------------------------------
-    def _plan(
-        self,
-        criteria: dict | None,
-        properties: dict | list | None = None,
-        sort: dict[str, Sort | int] | None = None,
-        skip: int = 0,
-        limit: int = 0,
-    ) -> tuple[str, list, bool, list[str] | None, bool]:
-        """Plan a query.
+    def _tables(self) -> Tables:
+        return Tables(self._table(), self._table("__idx"), f'"{self.collection_name}__idx_doc"')
 
-        Returns the SQL and its parameters, whether rows must be checked against
-        the filter in Python, the projection read in SQL (or None), and whether
-        sort, skip and limit were done in SQL.
-        """
-        criteria = criteria or {}
-        if not isinstance(criteria, dict):
-            raise QueryError(f"filter must be a JSON object, got {type(criteria).__name__}")
+    def _estimate(self, sql: str, params: list) -> int:
+        return self._collection._conn.execute(sql, params).fetchone()[0]
+
+    def _plan(self, criteria: dict | None, properties: dict | list | None = None,
+              sort: dict[str, Sort | int] | None = None, skip: int = 0,
+              limit: int = 0) -> tuple[str, list, bool, list[str] | None, bool]:
+        """Plan a query (:func:`htflow.store.planning.plan_query`)."""
         self._load_meta()
-        idx = self._table("__idx")
-        tr = translate(criteria, self._indexed, self._multikey, idx)
-        check = bool(criteria) and not tr.exact
-        where_sql, params = self._order_parts(tr.parts, idx)
-        where = f" WHERE {where_sql}" if where_sql else ""
-        order, sort_done = "id", False
-        items = [
-            (check_field(k), v.value if isinstance(v, Sort) else int(v))
-            for k, v in (sort or {}).items()
-        ]
-        sortable = all(k in self._indexed and k not in self._multikey for k, _ in items)
-        if items and sortable and not check:
-            terms, sort_params = [], []
-            for k, direction in items:
-                d = "DESC" if direction < 0 else "ASC"
-                for col in ("t", "value"):
-                    terms.append(f"(SELECT {col} FROM {idx} WHERE doc_id = docs.id AND field = ?) {d}")
-                    sort_params.append(k)
-            order, sort_done = ", ".join([*terms, "id"]), True
-            order_params = sort_params
-        else:
-            order_params = []
-        # Projections of plain include-lists are read from the JSON in SQL.
-        pushed = None
-        if (
-            isinstance(properties, list | dict)
-            and properties
-            and not check
-            and (sort_done or not items)
-            and all(bool(v) for v in (properties.values() if isinstance(properties, dict) else [1]))
-        ):
-            pushed = [check_field(p) for p in properties]
-        cols = ", ".join(["doc -> ?"] * len(pushed)) if pushed else "doc"
-        sql = f"SELECT id, {cols} FROM {self._table()} AS docs{where} ORDER BY {order}"
-        params = (list(pushed) if pushed else []) + params + order_params
-        in_sql = (sort_done or not items) and not check
-        if in_sql and (limit or skip):
-            sql += " LIMIT ? OFFSET ?"
-            params += [limit if limit else -1, skip]
-        return sql, params, check, pushed, in_sql
-
-    def _order_parts(self, parts: list[Part], idx: str) -> tuple[str | None, list]:
-        """AND the index conditions, driving from the most selective one.
-
-        SQLite would materialise every ``id IN (subquery)``; with several
-        conditions, the smallest lookup (by a capped count) drives and the other
-        lookups become per-row ``EXISTS`` probes of the (doc_id, field) index.
-        """
-        lookups = [p for p in parts if p.lookup]
-        if len(parts) < 2 or not lookups:
-            return Translation(parts).sql, Translation(parts).params
-        conn = self._collection._conn
-
-        def estimate(p: Part) -> int:
-            capped = f"SELECT COUNT(*) FROM (SELECT 1 FROM {idx} WHERE {p.lookup} LIMIT 20000)"
-            return conn.execute(capped, p.params).fetchone()[0]
-
-        driver = min(lookups, key=estimate)
-        by_doc = f'"{self.collection_name}__idx_doc"'
-        probe = f"EXISTS (SELECT 1 FROM {idx} INDEXED BY {by_doc} WHERE doc_id = docs.id AND "
-        ordered = [driver] + [
-            Part(f"{probe}{p.lookup})", p.params) if p.lookup else p for p in parts if p is not driver
-        ]
-        return Translation(ordered).sql, Translation(ordered).params
+        return plan_query(criteria, properties, sort, skip, limit, self._tables(), self._indexed,
+                          self._multikey, self._estimate)
 
     def _select(self, criteria: dict | None) -> Iterator[tuple[int, dict]]:
         """Yield (id, doc) for matching documents in insertion order."""
@@ -483,7 +308,7 @@ class SQLiteStore(Store):
         idx = self._table("__idx")
         tr = translate(criteria, self._indexed, self._multikey, idx)
         if tr.exact:
-            where, params = self._order_parts(tr.parts, idx)
+            where, params = order_parts(tr.parts, self._tables(), self._estimate)
             sql = f"SELECT COUNT(*) FROM {self._table()} AS docs"
             if where:
                 sql += f" WHERE {where}"
@@ -522,7 +347,7 @@ class SQLiteStore(Store):
         )
         if in_sql:
             for doc in docs:
-                yield _project(doc, properties)
+                yield project(doc, properties)
             return
         listed = list(docs)
         # Stable sorts from the last key to the first give a compound order.
@@ -531,7 +356,7 @@ class SQLiteStore(Store):
             listed.sort(key=lambda d, k=k: resolve_sort_key(k, d), reverse=direction < 0)
         stop = skip + limit if limit else None
         for doc in listed[skip:stop]:
-            yield _project(doc, properties)
+            yield project(doc, properties)
 
     def groupby(
         self,
@@ -549,7 +374,7 @@ class SQLiteStore(Store):
         props = (properties or []) + keys if properties else None
         groups: dict[bytes, tuple[dict, list[dict]]] = {}
         for doc in self.query(criteria, props, sort, skip, limit):
-            group = _project(doc, keys)
+            group = project(doc, keys)
             groups.setdefault(dumps(group), (group, []))[1].append(doc)
         yield from groups.values()
 

@@ -26,8 +26,8 @@ def main() -> None:
         from pymatgen.core import SETTINGS
 
         SETTINGS["PMG_VASP_PSP_DIR"] = os.environ["PMG_VASP_PSP_DIR"]
-        from htflow.campaign import Campaign
-        from htflow.config import parse_config
+        from htflow.campaign.loop import Campaign
+        from htflow.campaign.validation import parse_config
 
         shutil.rmtree(RECORDINGS, ignore_errors=True)
         RECORDINGS.mkdir(parents=True)

@@ -1,0 +1,97 @@
+"""Resuming a campaign: which config changes a resume accepts, the campaign document, and the
+candidates that were proposed but never finished.
+
+A campaign killed at any point and started again first finishes the
+candidates that have no result, then carries on: nothing is computed twice and
+nothing finished is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import ValidationError
+
+from htflow.errors import InputError
+from htflow.schemas.config import CampaignConfig, stored_config
+from htflow.schemas.documents import CampaignDoc, CampaignState, CandidateDoc, Status
+from htflow.store.repository import CampaignRepository, now
+
+#: Config fields that may change when a campaign is resumed.
+RESUMABLE_CHANGES = {
+    "description", "search.budget", "search.batch_size", "search.patience", "executor", "store",
+}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v and k not in ("bounds", "options"):
+            out.update(_flatten(v, path + "."))
+        else:
+            out[path] = v
+    return out
+
+
+def with_defaults(stored: dict) -> dict:
+    """A stored config as the current version reads it: fields added since get their defaults,
+    so a campaign started by an older htflow still resumes."""
+    try:  # the executor may change on resume, and its files may have moved: not re-checked
+        return stored_config(stored).model_dump(mode="json")
+    except ValidationError:
+        return stored
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """Dotted fields that differ between two config dumps and may not change on resume."""
+    a, b = _flatten(old), _flatten(new)
+    changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return [k for k in changed if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES)]
+
+
+def open_campaign(repo: CampaignRepository, config: CampaignConfig, calculator: dict) -> CampaignDoc:
+    """The campaign document: created for a new campaign, or checked against a resumed one's config."""
+    new_cfg = config.model_dump(mode="json")
+    doc = repo.doc()
+    if doc is None:
+        doc = {
+            "name": config.name,
+            "config": new_cfg,
+            "config_hash": hashlib.sha256(json.dumps(new_cfg, sort_keys=True).encode()).hexdigest(),
+            "state": CampaignState.RUNNING.value,
+            "created_at": now(),
+            "rounds": [],
+            "references": {},
+            "best": None,
+            "calculator": calculator,
+        }
+        repo.save_doc(doc)
+        return doc
+    changed = config_changes(with_defaults(doc["config"]), new_cfg)
+    if changed:
+        raise InputError(
+            f"campaign {config.name!r} already exists in {repo.db.location} with a different "
+            f"{', '.join(changed)}; only {', '.join(sorted(RESUMABLE_CHANGES))} may change on "
+            "resume. Use a new name to start another campaign."
+        )
+    doc["config"] = new_cfg
+    return doc
+
+
+def pending(repo: CampaignRepository) -> list[CandidateDoc]:
+    """Candidates proposed or running without a result; reconciles finished ones."""
+    open_ = repo.candidates(Status.open())
+    if not open_:
+        return []
+    finished = {r["key"]: r["status"] for r in repo.results(properties=["key", "status"],
+                                                            keys=[c["key"] for c in open_])}
+    out = []
+    for cand in open_:
+        if cand["key"] in finished:  # killed between the two writes: take the result's word
+            cand["status"] = finished[cand["key"]]
+            repo.write_candidates(cand)
+        else:
+            out.append(cand)
+    return out

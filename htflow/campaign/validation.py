@@ -1,0 +1,169 @@
+"""Checks of a campaign file across layers, before anything is written.
+
+:class:`~htflow.schemas.config.CampaignConfig` checks each field on its own;
+this module is the one place allowed to import every layer, so that checks
+which need the composition space, the structure builder, the calculator, the
+samplers, the executor's cluster file or the store run here. Every problem is
+an :class:`~htflow.errors.InputError` naming the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from htflow.analysis.hull import load_phases
+from htflow.calculators.registry import get_calculator
+from htflow.errors import InputError
+from htflow.execution.cluster_file import load_cluster_file
+from htflow.schemas.config import CampaignConfig, SurrogateConfig
+from htflow.schemas.messages import format_validation_error
+from htflow.search import ehvi
+from htflow.search.planner import Planner
+from htflow.search.registry import get_generator
+from htflow.search.samplers import SPACE_FILLING
+from htflow.space.compositions import CompositionSpace, SpaceError, build_space
+from htflow.space.structures import PROTOTYPE_ATOMS, StructureBuilder, StructureError
+from htflow.store.db import check_store_config
+from htflow.utils.text import suggest
+from htflow.utils.yaml import read_yaml
+
+
+def _check_structure(cfg: CampaignConfig) -> None:
+    st = cfg.structure
+    if st.prototype in PROTOTYPE_ATOMS:
+        per = PROTOTYPE_ATOMS[st.prototype]
+        if st.n_atoms % per:
+            ok = ", ".join(str(per * k) for k in (1, 2, 4, 8, 16, 27))
+            raise InputError(f"structure.n_atoms: {st.n_atoms} is not a multiple of the {per} atoms in the "
+                             f"{st.prototype} cell; allowed e.g. {ok}")
+    else:
+        try:
+            StructureBuilder(st.prototype, st.n_atoms).template()
+        except StructureError as exc:
+            raise InputError(str(exc)) from None
+
+
+def _check_realisable(cfg: CampaignConfig, space: CompositionSpace) -> None:
+    """The grid step (or the bounds of a continuous space) fit whole atoms of the supercell."""
+    n_atoms = cfg.structure.n_atoms
+    if space.is_grid:
+        atoms = space.step * n_atoms
+        if abs(atoms - round(atoms)) > 1e-6:
+            fine = [f"{1 / k:g}" for k in range(1, n_atoms + 1) if n_atoms % k == 0][1:6]
+            raise InputError(f"space.step: {space.step:g} of {n_atoms} atoms is {atoms:g} atoms, which "
+                             f"cannot be realised on the supercell; allowed steps for n_atoms "
+                             f"{n_atoms}: {', '.join(fine)} (or change structure.n_atoms)")
+        try:
+            space.check_grid()
+            if space.constraints is not None:
+                space.pool()  # the constraints leave at least one composition
+        except SpaceError as exc:
+            raise InputError(str(exc)) from None
+        return
+    for el, (lo, hi) in space.limits.items():
+        lo_n, hi_n = lo * n_atoms, hi * n_atoms
+        if int(hi_n + 1e-9) < lo_n - 1e-9:
+            raise InputError(f"space.bounds.{el}: [{lo:g}, {hi:g}] holds no whole number of atoms out "
+                             f"of structure.n_atoms {n_atoms}; widen it or use more atoms")
+
+
+def check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:
+    """Names of the initial sampler, model, features and acquisition, and BoTorch where EHVI is asked for."""
+    if sur.initial_sampler not in SPACE_FILLING:
+        raise InputError(f"search.surrogate.initial_sampler: {sur.initial_sampler!r} is not a space-filling "
+                         f"sampler; allowed: {', '.join(SPACE_FILLING)}")
+    if sur.multi_objective == "ehvi" and not ehvi.available():
+        raise InputError(f"search.surrogate.multi_objective: 'ehvi' needs BoTorch, which is not installed: "
+                         f"{ehvi.INSTALL}; or use 'parego' (or 'auto': EHVI when BoTorch is installed, "
+                         "else ParEGO)")
+    Planner(sur, elements)  # names of model, features, acquisition
+
+
+def _check_objectives(cfg: CampaignConfig, properties: Any) -> None:
+
+    for i, obj in enumerate(cfg.objectives):
+        if obj.name not in properties:
+            raise InputError(f"objectives[{i}].name: {obj.name!r} is not computed by calculator "
+                             f"{cfg.calculator.name!r}{suggest(obj.name, properties)}; allowed: "
+                             f"{', '.join(sorted(properties))}")
+    if cfg.search.surrogate.stable_within is not None:
+        objs = [(o.name, o.goal) for o in cfg.objectives]
+        if cfg.search.sampler != "surrogate" or objs != [("formation_energy_per_atom", "minimize")]:
+            raise InputError(
+                "search.surrogate.stable_within: needs sampler surrogate and the one objective "
+                "formation_energy_per_atom (minimize), whose hull it measures; got sampler "
+                f"{cfg.search.sampler!r} and objectives {', '.join(n for n, _ in objs)}")
+
+
+def _check_promotion(cfg: CampaignConfig) -> None:
+    if cfg.promote is None:
+        return
+    if cfg.promote.best == 0 and cfg.promote.uncertain == 0:
+        raise InputError("promote: best and uncertain are both 0, so nothing would be promoted")
+    try:
+        check(cfg.promoted_config())
+    except InputError as exc:
+        msg = str(exc)
+        raise InputError(f"promote.{msg}" if msg.startswith("calculator") else f"promote: {msg}") from None
+
+
+def check(cfg: CampaignConfig) -> None:
+    """Every check across fields and layers; raises :class:`InputError` naming the field."""
+    try:
+        space = build_space(cfg.space)
+    except SpaceError as exc:
+        raise InputError(str(exc)) from None
+    if cfg.space.mode == "continuous" and "step" in cfg.space.model_fields_set:
+        raise InputError("space.step: a continuous space has no step; remove it or use mode: grid")
+    _check_structure(cfg)
+    _check_realisable(cfg, space)
+    calc = get_calculator(cfg.calculator.name)
+    calc.check(cfg, space)
+    get_generator(cfg.search.sampler)
+    if cfg.search.sampler == "surrogate" or "surrogate" in cfg.search.model_fields_set:
+        check_surrogate_settings(cfg.search.surrogate, list(space.elements))
+    _check_objectives(cfg, calc.properties)
+    if cfg.executor.type == "dask" and cfg.executor.cluster is not None:
+        load_cluster_file(cfg.executor.cluster)  # its errors name the file and the field
+    check_store_config(cfg.store)
+    if cfg.reference_phases:
+        load_phases(cfg.reference_phases, space.elements)
+    _check_promotion(cfg)
+
+
+def parse_config(data: Any, source: str = "campaign") -> CampaignConfig:
+    """Validate a mapping as a campaign and run every check; raises :class:`InputError`."""
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else type(data).__name__
+        raise InputError(f"{source}: a campaign file must be a YAML mapping, got {kind}")
+    try:
+        cfg = CampaignConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, source)) from None
+    try:
+        check(cfg)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    return cfg
+
+
+def load_config(path: str | Path, store: str | None = None, executor: dict | None = None) -> CampaignConfig:
+    """Read and fully check a campaign file (optionally overriding its store or executor settings).
+
+    An executor override of another ``type`` than the file's replaces the
+    file's executor settings (keeping ``walltime``); of the same type, it
+    updates them.
+    """
+    path = Path(path)
+    data = read_yaml(path)
+    if store is not None and isinstance(data, dict):
+        data = {**data, "store": store}
+    if executor and isinstance(data, dict):
+        old = data.get("executor") if isinstance(data.get("executor"), dict) else {}
+        if old.get("type", "local") != executor.get("type", old.get("type", "local")):
+            old = {k: v for k, v in old.items() if k == "walltime"}
+        data = {**data, "executor": {**old, **executor}}
+    return parse_config(data, str(path))

@@ -1,0 +1,94 @@
+"""The ``htflow`` command line: the Typer application, its shared options, and the entry point.
+
+Bad input of any kind (campaign file, arguments, store, query) ends with one
+``error:`` line per problem on stderr and exit status 2, before anything is
+written. Ctrl-C stops cleanly: finished results are already in the store and
+the same command continues the campaign. The commands live in
+:mod:`htflow.cli.run` (run, validate) and :mod:`htflow.cli.inspect` (status,
+report, query, export, build, serve).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from htflow.errors import CampaignError, InputError
+
+app = typer.Typer(
+    name="htflow",
+    help="Closed-loop composition screening: propose, compute, store, repeat.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ExecutorOpt = Annotated[str | None, typer.Option(
+    "--executor", help="Where evaluations run: local (this process), dask, fireworks.")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", min=1, help="Dask: worker processes of a local cluster (default: one per core).")]
+ClusterOpt = Annotated[Path | None, typer.Option(
+    "--cluster", help="Dask: a cluster file, e.g. cluster/slurm.yaml (implies --executor dask).")]
+AddressOpt = Annotated[str | None, typer.Option(
+    "--address", help="Dask: a running scheduler, tcp://host:8786 (implies --executor dask).")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Store to use: a folder (embedded, default ./htflow-data or $HTFLOW_STORE), mongodb://..., "
+        "memory://, or a stores/*.yaml file.",
+    ),
+]
+
+
+class Fmt(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console for the command's output (no syntax highlighting of numbers)."""
+    return Console(stderr=stderr, highlight=False)
+
+
+INTERRUPTED = "\ninterrupted: finished results are saved; run the same command to continue"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: pin threads, run, and turn bad input into exit status 2."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    try:
+        # Not standalone: our errors propagate here. Typer then turns Ctrl-C and
+        # typer.Exit into a returned exit code instead of raising.
+        rv = app(args=argv, standalone_mode=False)
+        if rv == 130:
+            print(INTERRUPTED, file=sys.stderr)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+    except InputError as exc:
+        for line in str(exc).splitlines():
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
+    except CampaignError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("\naborted", file=sys.stderr)
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: bad option values, unknown commands
+        if hasattr(exc, "show"):
+            exc.show()
+        sys.exit(getattr(exc, "exit_code", 2))

@@ -1,0 +1,144 @@
+"""``htflow query`` and ``htflow export``: documents out of the store as a table, JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TextIO
+
+import typer
+from pydash import get
+from rich.table import Table
+
+from htflow.cli.app import Fmt, StoreOpt, app, console
+from htflow.cli.common import campaign_doc, open_db
+from htflow.cli.common import fmt as fmt_value
+from htflow.errors import InputError
+from htflow.store.db import CampaignDB
+from htflow.store.query import QueryError, check_field, check_filter
+from htflow.store.sqlite import dumps
+
+
+def _parse_json(text: str | None, what: str, default: Any) -> Any:
+    if text is None:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what}: not valid JSON ({exc.msg} at column {exc.colno}): {text}") from None
+
+
+def _query_rows(db: CampaignDB, collection: str, filt: dict, fields: list[str] | None, sort: list[str],
+                limit: int, campaign: str | None) -> list[dict]:
+    try:
+        check_filter(filt)
+        for f in fields or []:
+            check_field(f)
+        sort_spec = {}
+        for s in sort:
+            desc = s.startswith("-")
+            sort_spec[check_field(s.lstrip("-+"))] = -1 if desc else 1
+    except QueryError as exc:
+        raise InputError(str(exc)) from None
+    if campaign:
+        field = {"campaigns": "name", "materials": "seen_in"}.get(collection, "campaign")
+        filt = {"$and": [filt, {field: campaign}]}
+    store = db.collection(collection)
+    try:
+        rows = list(store.query(filt, properties=fields, sort=sort_spec or None, limit=limit))
+    except (QueryError, ValueError, TypeError) as exc:
+        raise InputError(f"--filter: cannot run this query ({exc})") from None
+    for r in rows:
+        r.pop("_id", None)
+    return rows
+
+
+def _emit(rows: list[dict], fields: list[str] | None, fmt: Fmt, out: TextIO) -> None:
+    if fmt == Fmt.json:
+        out.write(dumps(rows).decode() + "\n")
+        return
+    cols = fields or _default_columns(rows)
+
+    flat = [{c: get(r, c) for c in cols} for r in rows]
+    if fmt == Fmt.csv:
+        w = csv.writer(out)
+        w.writerow(cols)
+        for r in flat:
+            w.writerow([fmt_value(r[c]) if not isinstance(r[c], float) else repr(r[c]) for c in cols])
+        return
+
+    table = Table()
+    for c in cols:
+        table.add_column(c)
+    for r in flat:
+        table.add_row(*(fmt_value(r[c]) for c in cols))
+    console().print(table)
+
+
+def _default_columns(rows: list[dict]) -> list[str]:
+    preferred = ["campaign", "key", "formula", "status", "round", "formation_energy_per_atom",
+                 "energy_per_atom", "volume_per_atom", "error", "name", "state"]  # fmt: skip
+    present = {k for r in rows for k in r}
+    cols = [c for c in preferred if c in present]
+    return cols or sorted(k for k in present if not isinstance(rows[0].get(k), dict | list))[:8]
+
+
+@app.command()
+def query(
+    filter: Annotated[
+        str | None,
+        typer.Option("--filter", "-f", help='MongoDB-style JSON filter, e.g. \'{"nelements": 2}\'.'),
+    ] = None,
+    fields: Annotated[str | None, typer.Option(help="Comma-separated fields to return.")] = None,
+    sort: Annotated[
+        list[str] | None, typer.Option(help="Sort field; prefix '-' for descending. Repeatable.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=0, max=1_000_000, help="At most this many (0: all).")] = 20,
+    campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
+    collection: Annotated[
+        str, typer.Option(help="results, candidates, campaigns, jobs or materials (htflow build).")
+    ] = "results",
+    format: Annotated[Fmt, typer.Option("--format", help="Output format.")] = Fmt.table,
+    store: StoreOpt = None,
+) -> None:
+    """Query the store with a MongoDB-style filter; print a table, JSON or CSV."""
+    filt = _parse_json(filter, "--filter", {})
+    field_list = [f.strip() for f in fields.split(",") if f.strip()] if fields else None
+    db = open_db(store)
+    with db:
+        rows = _query_rows(db, collection, filt, field_list, sort or [], limit, campaign)
+    _emit(rows, field_list, format, sys.stdout)
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="Campaign to export.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: standard output).")
+    ] = None,
+    format: Annotated[Fmt, typer.Option("--format", help="json (full documents) or csv.")] = Fmt.json,
+    store: StoreOpt = None,
+) -> None:
+    """Export every result of a campaign (JSON with structures, or CSV of properties)."""
+    if format == Fmt.table:
+        raise InputError("--format: export writes json or csv; allowed: json, csv")
+    if output is not None and output.is_dir():
+        raise InputError(f"--output: {output} is a folder; give a file name")
+    db = open_db(store)
+    with db:
+        campaign_doc(db, name)
+        rows = _query_rows(db, "results", {}, None, ["round", "key"], 0, name)
+    fields = None
+    if format == Fmt.csv:
+        fields = ["key", "formula", "status", "round", "nelements", "n_atoms", "energy_per_atom",
+                  "formation_energy_per_atom", "volume_per_atom", "density", "error"]  # fmt: skip
+    buf = io.StringIO()
+    _emit(rows, fields, format, buf)
+    if output is None:
+        sys.stdout.write(buf.getvalue())
+    else:
+        output.write_text(buf.getvalue())
+        console(stderr=True).print(f"wrote {len(rows)} results to {output}")

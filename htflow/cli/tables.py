@@ -1,0 +1,96 @@
+"""Tables and progress bars of the command line (rich)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from htflow.cli.common import fmt
+
+
+def best_table(rows: list[dict], objective: str, title: str) -> Table:
+    """A rich table of the best results."""
+    short = {"formation_energy_per_atom": "E_form", "energy_per_atom": "E",
+             "volume_per_atom": "V", "density": "density"}  # fmt: skip
+    table = Table(title=title, caption="E_form, E: eV/atom; V: Å³/atom; density: g/cm³")
+    table.add_column("#", justify="right")
+    table.add_column("key", no_wrap=True)
+    table.add_column("formula", no_wrap=True)
+    extra = [c for c in ("energy_per_atom", "volume_per_atom") if c != objective]
+    for col in (objective, *extra):
+        table.add_column(short.get(col, col), justify="right")
+    table.add_column("round", justify="right")
+    for i, r in enumerate(rows, 1):
+        table.add_row(str(i), r["key"], r.get("formula", ""), fmt(r.get(objective)),
+                      *(fmt(r.get(c)) for c in extra), str(r.get("round")))
+    return table
+
+
+class RoundProgress:
+    """Rich progress bars, one per round."""
+
+    def __init__(self, console: Console, objective: str, budget: int):
+        self.console, self.objective, self.budget = console, objective, budget
+        self.bar = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TextColumn("{task.fields[best]}"), console=console,
+        )  # fmt: skip
+        self.task = None
+
+    def start_round(self, rnd: int, n: int, label: str = "") -> None:
+        self.bar.start()
+        self.task = self.bar.add_task(f"round {rnd}" + (f", {label}" if label else ""), total=n, best="")
+
+    def advance(self, outcome: Any, best: dict | None) -> None:
+        text = f"best {best['formula']} {best['value']:.4f}" if best else ""
+        if not outcome.ok:
+            self.console.print(f"  [yellow]failed[/] {outcome.key}: {outcome.error}")
+        self.bar.update(self.task, advance=1, best=text)
+
+    def end_round(self, summary: Any) -> None:
+        self.bar.stop()
+        self.bar.remove_task(self.task)
+        self.console.print(
+            f"round {summary.round}{', ' + summary.label if summary.label else ''}: "
+            f"{summary.evaluated} evaluated, {summary.failed} failed; "
+            f"best {summary.best_key} ({self.objective} = {fmt(summary.best_value)})"
+        )
+        cv = getattr(summary, "cv", None)
+        if cv:
+            r2 = "n/a" if cv.get("r2") is None else f"{cv['r2']:.3f}"
+            self.console.print(
+                f"  model before this round ({cv['folds']}-fold CV on {cv['n']} results): "
+                f"MAE {fmt(cv['mae'])}, R² {r2}, {cv['within_2sigma']:.0%} within ±2σ"
+                + (f"; {summary.pruned} pruned" if getattr(summary, "pruned", 0) else "")
+            )
+
+
+def rounds_table(rounds: list[dict], objective: str) -> Table:
+    """One row per round: what was computed and the best so far."""
+    table = Table(title="rounds")
+    for col in ("round", "evaluated", "failed", "best so far", objective):
+        table.add_column(col, justify="left" if col == "best so far" else "right")
+    for r in sorted(rounds, key=lambda r: r["round"]):
+        table.add_row(str(r["round"]), str(r.get("evaluated", "-")), str(r.get("failed", "-")),
+                      r.get("best_key") or "", fmt(r.get("best_value")))
+    return table
+
+
+def model_table(rounds: list[dict]) -> Table | None:
+    """The surrogate's k-fold CV before each round, or None when no round used a model."""
+
+    rows = [r for r in sorted(rounds, key=lambda r: r["round"]) if r.get("cv")]
+    if not rows:
+        return None
+    table = Table(title="model: k-fold cross-validation on all results before each round")
+    for col in ("round", "n", "MAE", "RMSE", "R²", "in ±1σ", "in ±2σ", "pruned"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        cv = r["cv"]
+        table.add_row(str(r["round"]), str(cv["n"]), fmt(cv["mae"]), fmt(cv["rmse"]),
+                      fmt(cv.get("r2"), 3), f"{cv['within_1sigma']:.0%}", f"{cv['within_2sigma']:.0%}",
+                      str(r.get("pruned", 0)))
+    return table

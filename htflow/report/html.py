@@ -1,0 +1,157 @@
+"""``htflow report``: the campaign's plots and one self-contained HTML page (``data/report.html``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+from importlib.resources import files
+from pathlib import Path
+from string import Template
+
+from htflow.report.plots import composition_map, learning_curve_plot, parity_plot
+from htflow.report.stability import hull_plot, pareto_plot
+from htflow.report.style import fmt
+from htflow.report.view import CampaignView, pool_values
+from htflow.schemas.documents import CampaignDoc, Status
+
+PLOTS = ("learning-curve", "composition-map", "parity", "hull", "pareto")
+"""The report's plots, by name (``NAME.png``)."""
+
+
+def _parity(view: CampaignView, doc: CampaignDoc, out: Path) -> Path | None:
+    rounds = sorted(doc.get("rounds", []), key=lambda r: r["round"])
+    last_cv = next((r["cv"] for r in reversed(rounds) if r.get("cv")), None)
+    if not last_cv or not doc.get("cv_predictions"):
+        return None
+    objectives = view.config.objectives
+    target = (objectives[0].name if len(objectives) == 1
+              else last_cv.get("of") or "ParEGO scalar (that round's weights)")
+    return parity_plot(doc["cv_predictions"], last_cv, target, out / "parity.png")
+
+
+def campaign_plots(view: CampaignView, doc: CampaignDoc, results: list[dict], out: Path,
+                   only: str | None = None, pool: list | None = None) -> dict[str, Path | None]:
+    """Write the campaign's plots (or ``only`` one of :data:`PLOTS`) into ``out``; ``None`` where
+    there is not enough data yet."""
+    objective, goal = view.config.objective.name, view.config.objective.goal
+    out.mkdir(parents=True, exist_ok=True)
+    plots: dict[str, Path | None] = {}
+    if only in (None, "learning-curve"):
+        pool = pool if pool is not None else pool_values(view, results, objective)
+        plots["learning-curve.png"] = learning_curve_plot(results, objective, goal,
+                                                          out / "learning-curve.png", pool)
+    if only in (None, "composition-map"):
+        plots["composition-map.png"] = composition_map(results, list(view.space.elements), objective,
+                                                       out / "composition-map.png")
+    if only in (None, "parity"):
+        plots["parity.png"] = _parity(view, doc, out)
+    if only in (None, "hull"):
+        plots["hull.png"] = hull_for(view, doc, out / "hull.png")
+    if only in (None, "pareto"):
+        plots["pareto.png"] = pareto_plot(results, list(view.config.objectives), out / "pareto.png")
+    return plots
+
+
+def hull_system(view: CampaignView, doc: CampaignDoc) -> list[str] | None:
+    """The elements of the hull to draw: the space's own for two or three elements, else the
+    chemical system of the best result when it has two or three (None otherwise)."""
+    elements = list(view.space.elements)
+    if len(elements) in (2, 3):
+        return sorted(elements)
+    best = doc.get("best") or {}
+    if not best.get("key"):
+        return None
+    r = view.repo.result(best["key"], ["elements"])
+    return sorted(r["elements"]) if r and len(r.get("elements", [])) in (2, 3) else None
+
+
+def hull_for(view: CampaignView, doc: CampaignDoc, path: Path) -> Path | None:
+    """The convex hull plot of :func:`hull_system` over the campaign's results."""
+    system = hull_system(view, doc)
+    refs = {el: r["energy_per_atom"] for el, r in (doc.get("references") or {}).items()}
+    if not system or not all(el in refs for el in system):
+        return None
+    rows = view.repo.results(Status.DONE, ["key", "counts", "energy_per_atom", "status", "formula"])
+    rows = [r for r in rows if set(r.get("counts") or {}) <= set(system)]
+    whole = len(system) == len(view.space.elements)
+    title = (f"convex hull: {'-'.join(system)}" if whole else
+             f"convex hull of the best result's system, {'-'.join(system)}")
+    phases = [ph for ph in view.phases if set(ph["counts"]) <= set(system)]
+    return hull_plot(rows, {el: refs[el] for el in system}, path, title, phases=phases)
+
+
+def _table(head: list[str], rows: list[list]) -> str:
+    e = html.escape
+    th = "".join(f"<th>{e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{e(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def _img(path: Path | None, alt: str) -> str:
+    e = html.escape
+    if not path:
+        return f"<p class='none'>{e(alt)}: not enough results yet.</p>"
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f"<figure><img alt='{e(alt)}' src='data:image/png;base64,{data}'>"
+            f"<figcaption>{e(alt)}</figcaption></figure>")
+
+
+def _model_rows(rounds: list[dict]) -> list[list]:
+    rows = []
+    for r in rounds:
+        cv = r.get("cv") or {}
+        rows.append([r["round"], r.get("phase", "—"), cv.get("n", "—"), fmt(cv.get("mae")),
+                     fmt(cv.get("rmse")), fmt(cv.get("r2"), 3), f"{cv['within_2sigma']:.0%}" if cv else "—",
+                     r.get("pruned", 0), r.get("evaluated", "—"), r.get("failed", "—")])
+    return rows
+
+
+def write_report(view: CampaignView, out: Path) -> Path:
+    """``out/index.html`` (self-contained: the PNGs are embedded) plus the PNGs beside it."""
+    cfg = view.config
+    objective, goal = cfg.objective.name, cfg.objective.goal
+    doc, counts, results = view.doc() or {}, view.repo.counts(), view.summaries()
+    out.mkdir(parents=True, exist_ok=True)
+    pool = pool_values(view, results, objective)
+    plots = campaign_plots(view, doc, results, out, pool=pool)
+    best, b = view.best(10), doc.get("best") or {}
+    failed = view.repo.results(Status.FAILED, ["key", "round", "error"])
+    summary = _table(
+        ["elements", "structure", "calculator", "objective", "sampler", "budget", "done", "failed", "pruned",
+         "state", "best"],
+        [[" ".join(view.space.elements), f"{cfg.structure.prototype} {cfg.structure.n_atoms} atoms",
+          cfg.calculator.name, f"{objective} ({goal})", cfg.search.sampler, cfg.search.budget,
+          counts["done"], counts["failed"], counts["pruned"], doc.get("state"),
+          f"{b.get('formula', '—')} {fmt(b.get('value'))}"]])
+    tradeoff = ""
+    if len(cfg.objectives) > 1:
+        tradeoff = "<h2>Trade-off</h2>" + _img(plots.get("pareto.png"), (
+            f"{cfg.objectives[0].name} against {cfg.objectives[1].name}; the Pareto front (no result is "
+            "better in both) in red"))
+    page = Template((files("htflow") / "data" / "report.html").read_text(encoding="utf-8")).substitute(
+        name=html.escape(cfg.name),
+        description=f"<p>{html.escape(cfg.description)}</p>" if cfg.description else "",
+        summary=summary,
+        learning_curve=_img(plots.get("learning-curve.png"), (
+            f"best so far against evaluations, beside random selection from the {len(pool)} compositions of "
+            "the space (computed values where known, the surrogate's estimate elsewhere)")),
+        parity=_img(plots.get("parity.png"), "out-of-fold predictions of the latest model"),
+        model_table=_table(["round", "phase", "n", "MAE", "RMSE", "R²", "in ±2σ", "pruned", "evaluated",
+                            "failed"], _model_rows(sorted(doc.get("rounds", []), key=lambda r: r["round"]))),
+        tradeoff=tradeoff,
+        hull=_img(plots.get("hull.png"), "convex hull of the computed results (formation energy per "
+                                         "atom against composition; stable phases labelled)"),
+        composition_map=_img(plots.get("composition-map.png"),
+                             f"evaluated compositions coloured by {objective}"),
+        n_best=len(best),
+        best_table=_table(["#", "key", "formula", objective, "E above hull (eV/atom)", "round"],
+                          [[i, r["key"], r.get("formula"), fmt(r.get(objective)), fmt(r.get("e_above_hull")),
+                            r.get("round")] for i, r in enumerate(best, 1)]),
+        n_failed=len(failed),
+        failures=(_table(["key", "round", "error"],
+                         [[r["key"], r.get("round"), r.get("error")] for r in failed])
+                  if failed else "<p>None.</p>"),
+    )
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index

@@ -1,0 +1,91 @@
+"""A read-only view of one campaign: its config, space and stored documents, without calculators,
+executors or generators (what the report, the dashboard and ``htflow status`` need)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from htflow.analysis.hull import load_phases
+from htflow.errors import InputError
+from htflow.schemas.config import CampaignConfig, stored_config
+from htflow.schemas.documents import CampaignDoc, ResultDoc
+from htflow.search.features import fraction_matrix, get_featurizer
+from htflow.search.planner import surrogate_settings
+from htflow.search.surrogates import get_surrogate
+from htflow.space.compositions import CompositionSpace, build_space, composition_key
+from htflow.space.structures import StructureBuilder
+from htflow.store.db import CampaignDB
+from htflow.store.repository import CampaignRepository
+
+
+@dataclass
+class CampaignView:
+    """One campaign as stored: config, space, structure builder, reference phases and its documents."""
+
+    config: CampaignConfig
+    db: CampaignDB
+    space: CompositionSpace = field(init=False)
+    builder: StructureBuilder = field(init=False)
+    repo: CampaignRepository = field(init=False)
+    phases: list[dict] = field(init=False)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self.space = build_space(cfg.space)
+        self.builder = StructureBuilder(cfg.structure.prototype, cfg.structure.n_atoms,
+                                        cfg.structure.lattice_constant)
+        self.repo = CampaignRepository(self.db, cfg.name)
+        try:
+            phases = cfg.reference_phases
+            self.phases = load_phases(phases, self.space.elements) if phases else []
+        except InputError:  # the file has moved since the campaign ran: the hull goes without it
+            self.phases = []
+
+    @classmethod
+    def open(cls, db: CampaignDB, doc: CampaignDoc) -> CampaignView:
+        """The view of a stored campaign document (its config read by this version of htflow)."""
+        return cls(stored_config(doc["config"], db.cfg), db)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def doc(self) -> CampaignDoc | None:
+        return self.repo.doc()
+
+    def summaries(self) -> list[dict]:
+        """Results without structures, with every objective."""
+        return self.repo.summaries(o.name for o in self.config.objectives)
+
+    def best(self, n: int = 10) -> list[ResultDoc]:
+        """The ``n`` best done results by the primary objective."""
+        return self.repo.best(self.config.objective.name, self.config.objective.goal, n)
+
+
+def pool_values(view: CampaignView, results: list[dict], objective: str, n_sample: int = 2000,
+                seed: int = 0) -> list:
+    """The objective over the whole space as far as the campaign knows it: the computed value where
+    a composition was evaluated, the surrogate's mean (fitted on every result) elsewhere."""
+    space, builder = view.space, view.builder
+    if space.is_grid:
+        pool = space.pool()
+    else:
+        rng = np.random.default_rng(seed)
+        pool = [p for p in (space.sample(rng) for _ in range(n_sample * 5)) if p is not None][:n_sample]
+    known = {r["key"]: (r.get(objective) if r.get("status") == "done" else None) for r in results}
+    keys = [composition_key(builder.realise(p)) for p in pool]
+    missing = [i for i, k in enumerate(keys) if k not in known]
+    values: list = [known.get(k) for k in keys]
+    done = [r for r in results if r.get("status") == "done" and r.get(objective) is not None]
+    if missing and len(done) >= 2:
+        s = surrogate_settings(view.config.search.surrogate)
+        els = list(space.elements)
+        featurize = get_featurizer(s.features, els)
+        X = featurize(fraction_matrix([r["composition"] for r in done], els))
+        model = get_surrogate(s.model, seed=seed).fit(X, np.array([r[objective] for r in done], float))
+        mean, _ = model.predict(featurize(fraction_matrix([pool[i] for i in missing], els)))
+        for i, m in zip(missing, mean, strict=True):
+            values[i] = float(m)
+    return values

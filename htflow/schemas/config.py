@@ -1,0 +1,356 @@
+"""The campaign file as pure data: strict pydantic models, nothing else.
+
+Unknown keys are errors (a typo must not pass silently), and every invalid
+value is reported as one line naming the field path, the value and what is
+allowed (:func:`htflow.schemas.messages.format_validation_error`). The models
+import no other layer of htflow: checks that need the space, the calculators,
+the samplers or the store run in :mod:`htflow.campaign.validation`, still
+before anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from htflow.errors import InputError
+from htflow.schemas.calculators import OPTION_MODELS
+from htflow.settings import get_settings
+from htflow.utils.yaml import read_yaml
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+class ConstraintsConfig(_Strict):
+    """Limits on proposed compositions beyond bounds and element count (see htflow.space.constraints)."""
+
+    max_cost: Annotated[float, Field(gt=0)] | None = None
+    max_density: Annotated[float, Field(gt=0)] | None = None
+    forbidden_pairs: list[tuple[str, str]] = Field(default_factory=list)
+    prices: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+
+class SpaceConfig(_Strict):
+    """Which compositions may be proposed (:func:`htflow.space.build_space` makes the space)."""
+
+    elements: Annotated[list[str], Field(min_length=1, max_length=30)]
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    mode: Literal["grid", "continuous"] = "grid"
+    step: Annotated[float, Field(gt=0, le=1)] | None = 0.25
+    max_elements: Annotated[int, Field(ge=1)] | None = None
+    max_pool: Annotated[int, Field(ge=1)] = Field(default_factory=lambda: get_settings().max_pool)
+    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _empty_constraints(cls, value: Any) -> Any:
+        return {} if value is None else value  # a `constraints:` key with every line commented out
+
+
+class StructureConfig(_Strict):
+    """How a composition becomes a structure."""
+
+    prototype: str = "fcc"
+    n_atoms: Annotated[int, Field(ge=1, le=2000)] = 32
+    lattice_constant: Annotated[float, Field(gt=0, le=100)] | None = None
+
+
+class CalculatorConfig(_Strict):
+    """Which calculator evaluates a structure, and how.
+
+    ``options`` of a built-in calculator are checked against its own model
+    (:data:`htflow.schemas.calculators.OPTION_MODELS`) and kept as the mapping
+    the user wrote; a plug-in calculator's options pass through to its spec.
+    """
+
+    name: str = "emt"
+    relax: bool = True
+    fmax: Annotated[float, Field(gt=0)] = 0.05
+    steps: Annotated[int, Field(ge=0)] = 500
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("options")
+    @classmethod
+    def _options_of_name(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("name")
+        model = OPTION_MODELS.get(name) if isinstance(name, str) else None
+        if model is None:
+            return value
+        unknown = sorted(set(value) - set(model.model_fields))
+        if unknown:
+            raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name!r}; "
+                             f"allowed: {', '.join(model.model_fields)}")
+        model.model_validate(value)  # its errors carry the option's name under calculator.options
+        return value
+
+
+class PromoteConfig(_Strict):
+    """Multi-fidelity: results of the screening calculator promoted to a more expensive one."""
+
+    calculator: CalculatorConfig
+    #: share of each round's successful screening results, best by the objective, to promote
+    best: Annotated[float, Field(ge=0, le=1)] = 0.25
+    #: and this share more: those the surrogate was least sure of when it chose them (model rounds)
+    uncertain: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class ObjectiveConfig(_Strict):
+    """One quantity to optimise."""
+
+    name: str = "formation_energy_per_atom"
+    goal: Literal["minimize", "maximize"] = "minimize"
+    target: float | None = None
+    #: hypervolume reference value (several objectives); default: just beyond the first round's worst
+    reference: float | None = None
+
+
+class PruneConfig(_Strict):
+    """When the model may rule candidates out."""
+
+    enabled: bool = True
+    kappa: Annotated[float, Field(ge=0)] = 3.0
+    margin: Annotated[float, Field(ge=0)] = 0.0
+    min_r2: Annotated[float, Field(le=1)] = 0.8
+    min_results: Annotated[int, Field(ge=2)] = 20
+
+
+class SurrogateConfig(_Strict):
+    """Surrogate-guided search (sampler ``surrogate``)."""
+
+    model: str = "gp"
+    features: str = "fractions"
+    acquisition: str = "ei"
+    beta: Annotated[float, Field(ge=0)] = 2.0
+    xi: Annotated[float, Field(ge=0)] = 0.0
+    batch: Literal["believer", "top"] = "believer"
+    initial: Annotated[int, Field(ge=2)] = 8
+    initial_sampler: str = "sobol"
+    cv_folds: Annotated[int, Field(ge=0, le=50)] = 5
+    candidates: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
+    #: continuous spaces: refine the sampled candidates by optimising the acquisition over the
+    #: simplex with differential evolution (scipy) for this many generations; 0 turns it off
+    evolve: Annotated[int, Field(ge=0, le=1000)] = 30
+    #: learn from failed calculations where they fail (a random-forest classifier on the
+    #: fractions) and weight the acquisition by the probability of success
+    feasibility: bool = True
+    #: several objectives: expected hypervolume improvement (BoTorch), ParEGO, or ``auto``
+    #: (EHVI when BoTorch is installed, else ParEGO)
+    multi_objective: Literal["auto", "ehvi", "parego"] = "auto"
+    #: eV/atom: search for compositions within this of the convex hull: the acquisition is the
+    #: probability of a formation energy at most this far above the hull, and pruning rules out
+    #: candidates whose optimistic bound is further above it (objective formation_energy_per_atom)
+    stable_within: Annotated[float, Field(ge=0, le=10)] | None = None
+    prune: PruneConfig = Field(default_factory=PruneConfig)
+
+
+class SearchConfig(_Strict):
+    """How candidates are chosen, how many, and when to stop."""
+
+    sampler: str = "surrogate"
+    batch_size: Annotated[int, Field(ge=1, le=100_000)] = 8
+    budget: Annotated[int, Field(ge=1)]
+    seed: int = 0
+    patience: Annotated[int, Field(ge=1)] | None = None
+    surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig)
+
+
+# -- executors: a union keyed on ``type`` ------------------------------------------------------
+class LocalExecutorConfig(_Strict):
+    """Evaluations run one after another in the driver's process (the default)."""
+
+    type: Literal["local"] = "local"
+    walltime: Annotated[float, Field(gt=0)] | None = None
+
+
+class DaskExecutorConfig(_Strict):
+    """Evaluations run on Dask workers: a LocalCluster, a running scheduler, or a cluster file."""
+
+    type: Literal["dask"] = "dask"
+    walltime: Annotated[float, Field(gt=0)] | None = None
+    workers: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    threads_per_worker: Annotated[int, Field(ge=1, le=1024)] = 1
+    address: Annotated[str, Field(pattern=r"^(tcp|tls|ucx|inproc|ws|wss)://\S+$")] | None = None
+    cluster: str | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    pack: Any = "auto"
+
+    @field_validator("pack")
+    @classmethod
+    def _pack(cls, value: Any) -> str | int:
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "auto" or (whole and 1 <= value <= 100_000):
+            return value
+        raise ValueError(f"pack is 'auto' or a number of flows per Dask task (1 to 100000), got {value!r}")
+
+    @field_validator("cluster")
+    @classmethod
+    def _expand_home(cls, value: str | None) -> str | None:
+        return None if value is None else str(Path(value).expanduser())
+
+    @model_validator(mode="after")
+    def _one_way_to_workers(self) -> DaskExecutorConfig:
+        if self.address and self.cluster:
+            raise ValueError("give either address (a running scheduler) or cluster (a cluster file), "
+                             "not both")
+        if self.cluster is not None and not Path(self.cluster).is_file():
+            raise ValueError(f"cluster file {self.cluster} does not exist (see cluster/ for templates)")
+        return self
+
+
+class FireWorksExecutorConfig(_Strict):
+    """Evaluations queued as FireWorks workflows on a LaunchPad (MongoDB)."""
+
+    type: Literal["fireworks"] = "fireworks"
+    launchpad: str | None = None
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    rlaunch: bool = False
+    #: refused with a pointer to where FireWorks takes wall times
+    walltime: None = None
+
+    @field_validator("walltime", mode="before")
+    @classmethod
+    def _no_walltime(cls, value: Any) -> None:
+        if value is not None:
+            raise ValueError("walltime does not apply to type fireworks: set the queue's walltime in "
+                             "my_qadapter.yaml (and custodian's for DFT)")
+        return None
+
+    @field_validator("launchpad")
+    @classmethod
+    def _launchpad_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = str(Path(value).expanduser())
+        if not Path(value).is_file():
+            raise ValueError(f"launchpad file {value} does not exist (see cluster/my_launchpad.yaml)")
+        return value
+
+
+EXECUTOR_TYPES = {"local": LocalExecutorConfig, "dask": DaskExecutorConfig,
+                  "fireworks": FireWorksExecutorConfig}
+
+
+def _executor_type(value: Any) -> str | None:
+    if isinstance(value, dict):
+        kind = value.get("type", "local")
+        return kind if isinstance(kind, str) else None
+    return getattr(value, "type", None)
+
+
+ExecutorConfig = Annotated[
+    Annotated[LocalExecutorConfig, Tag("local")]
+    | Annotated[DaskExecutorConfig, Tag("dask")]
+    | Annotated[FireWorksExecutorConfig, Tag("fireworks")],
+    Discriminator(_executor_type),
+]
+
+
+class StoreConfig(_Strict):
+    """Where results live: embedded (default), MongoDB, or memory (tests)."""
+
+    backend: Literal["embedded", "mongodb", "memory"] = "embedded"
+    path: str = "htflow-data"
+    uri: str | None = None
+    database: str = "htflow"
+
+    @model_validator(mode="after")
+    def _uri_matches_backend(self) -> StoreConfig:
+        if self.backend == "mongodb" and not self.uri:
+            raise ValueError("backend mongodb needs uri: mongodb://host:27017 or mongodb+srv://...")
+        if self.backend != "mongodb" and self.uri:
+            raise ValueError(f"uri is only used with backend mongodb, not {self.backend}")
+        return self
+
+
+class CampaignConfig(_Strict):
+    """A whole campaign file."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)]
+    description: str = ""
+    space: SpaceConfig
+    structure: StructureConfig = Field(default_factory=StructureConfig)
+    calculator: CalculatorConfig = Field(default_factory=CalculatorConfig)
+    objectives: Annotated[list[ObjectiveConfig], Field(min_length=1)] = Field(
+        default_factory=lambda: [ObjectiveConfig()]
+    )
+    search: SearchConfig
+    executor: ExecutorConfig = Field(default_factory=LocalExecutorConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    #: CSV (formula, energy_per_atom) of known phases computed with the same calculator: they join
+    #: the convex hull (energy above hull, stable_within)
+    reference_phases: str | None = None
+    #: multi-fidelity: promote the best (and most uncertain) screening results to another calculator
+    promote: PromoteConfig | None = None
+
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store_shorthand(cls, value: Any) -> Any:
+        return store_from_shorthand(value) if isinstance(value, str) else value
+
+    @property
+    def objective(self) -> ObjectiveConfig:
+        """The primary objective (the first one)."""
+        return self.objectives[0]
+
+    def promoted_config(self) -> CampaignConfig | None:
+        """The campaign of the promoted fidelity: same space, structure, objectives and store, the
+        promotion's calculator, named ``NAME.CALCULATOR`` (``NAME.promoted`` for import paths)."""
+        if self.promote is None:
+            return None
+        calc = self.promote.calculator
+        label = calc.name if calc.name.isidentifier() else "promoted"
+        data = self.model_dump(mode="json")
+        data.update(name=f"{self.name}.{label}"[:100], calculator=calc.model_dump(mode="json"), promote=None,
+                    reference_phases=None)
+        return CampaignConfig.model_validate(data)
+
+
+def store_from_shorthand(value: str) -> dict:
+    """``htflow-data`` / ``mongodb://...`` / ``memory://`` / ``stores/x.yaml`` → store mapping."""
+    if value.startswith(("mongodb://", "mongodb+srv://")):
+        return {"backend": "mongodb", "uri": value}
+    if value.startswith("memory:"):
+        return {"backend": "memory"}
+    if value.endswith((".yaml", ".yml")):
+        data = read_yaml(Path(value), what="store file")
+        return data.get("store", data) if isinstance(data, dict) else data
+    if "://" in value:
+        scheme = value.split("://", 1)[0]
+        raise InputError(
+            f"store: unsupported URI scheme {scheme!r}; allowed: a folder path (embedded), "
+            "mongodb://, mongodb+srv://, memory://, or a stores/*.yaml file"
+        )
+    return {"backend": "embedded", "path": value}
+
+
+def stored_config(stored: dict, store: StoreConfig | None = None) -> CampaignConfig:
+    """A campaign's config as stored in its document, read by this version of htflow: the executor
+    is not re-checked (its files may have moved) and ``store`` replaces the stored store."""
+    data = {**stored, "executor": {}}
+    if store is not None:
+        data["store"] = store.model_dump()
+    return CampaignConfig.model_validate(data)
+
+
+__all__ = [
+    "EXECUTOR_TYPES", "CalculatorConfig", "CampaignConfig", "ConstraintsConfig", "DaskExecutorConfig",
+    "ExecutorConfig", "FireWorksExecutorConfig", "LocalExecutorConfig", "ObjectiveConfig", "PromoteConfig",
+    "PruneConfig", "SearchConfig", "SpaceConfig", "StoreConfig", "StructureConfig", "SurrogateConfig",
+    "ValidationError", "store_from_shorthand", "stored_config",
+]

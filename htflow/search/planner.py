@@ -1,0 +1,237 @@
+"""Fit, cross-validate, prune and pick on fraction matrices: the decision step of the surrogate sampler.
+
+:class:`Planner` works on numbers only (no store, no structures), so the same
+step serves campaigns, replays and benchmarks.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.model_selection import KFold
+
+from htflow.schemas.config import SurrogateConfig
+from htflow.search.acquisition import get_acquisition
+from htflow.search.features import get_featurizer
+from htflow.search.surrogates import get_surrogate
+from htflow.settings import get_settings
+
+
+def surrogate_settings(cfg: SurrogateConfig | dict | None = None, **overrides: Any) -> SurrogateConfig:
+    """Validated ``search.surrogate`` settings from a config, a mapping and/or keyword overrides."""
+    data = cfg.model_dump() if isinstance(cfg, SurrogateConfig) else dict(cfg or {})
+    data.update(overrides)
+    return SurrogateConfig.model_validate(data)
+
+
+def cross_validate(make_model, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict | None:
+    """k-fold CV of a fresh model per fold: metrics and the out-of-fold predictions."""
+    n = len(y)
+    k = min(folds, n)
+    if k < 2 or n < 4:
+        return None
+    mean, std = np.empty(n), np.empty(n)
+    fold_mae = []
+    for train, test in KFold(k, shuffle=True, random_state=seed).split(X):
+        m, s = make_model().fit(X[train], y[train]).predict(X[test])
+        mean[test], std[test] = m, s
+        fold_mae.append(float(np.mean(np.abs(m - y[test]))))
+    err = np.abs(y - mean)
+    z = err / np.maximum(std, 1e-300)
+    return {
+        "folds": k,
+        "n": n,
+        "mae": float(mean_absolute_error(y, mean)),
+        "rmse": float(np.sqrt(mean_squared_error(y, mean))),
+        "r2": float(r2_score(y, mean)) if np.ptp(y) > 0 else None,
+        "mae_fold_std": float(np.std(fold_mae)),
+        "within_1sigma": float(np.mean(err <= std)),
+        "within_2sigma": float(np.mean(err <= 2 * std)),
+        # how much wider the model's sigma must be for 95% of held-out errors to fall inside 2 sigma
+        "sigma_scale": float(max(1.0, np.quantile(z, 0.95) / 1.96)),
+        "y_true": y.tolist(),
+        "y_pred": mean.tolist(),
+        "y_std": std.tolist(),
+    }
+
+
+def weigh(acq: np.ndarray, p_ok: np.ndarray) -> np.ndarray:
+    """The acquisition given each candidate's probability of a successful calculation.
+
+    Candidates likelier to fail than not are left out (unless that leaves none); a non-negative
+    acquisition is also multiplied by the probability (constrained EI, Gardner et al. 2014).
+    Without leaving them out, an unexplored region where everything failed keeps its promise:
+    failures give the model no values there.
+    """
+    weighted = acq * p_ok if np.all(acq >= 0) else acq
+    ok = p_ok >= get_settings().feasibility_cutoff
+    return np.where(ok, weighted, -np.inf) if ok.any() else weighted
+
+
+@dataclass
+class Selection:
+    """What :meth:`Planner.select` chose and why."""
+
+    chosen: list[int]
+    mean: np.ndarray
+    std: np.ndarray
+    acquisition: list[float]
+    pruned: np.ndarray
+    info: dict = field(default_factory=dict)
+    #: the candidates chosen from: the ones given, plus any the ``refine`` hook added
+    candidates: np.ndarray | None = None
+
+
+class Planner:
+    """Fit, cross-validate, prune and pick, on fraction matrices (no store, no structures)."""
+
+    def __init__(self, settings: SurrogateConfig, elements: list[str]):
+        self.s = settings
+        self.elements = list(elements)
+        self.featurize = get_featurizer(settings.features, self.elements)
+        self.acquire = get_acquisition(settings.acquisition)
+        get_surrogate(settings.model)  # fail early on a bad name
+
+    def select(self, train: np.ndarray, y: np.ndarray, cands: np.ndarray, n: int, seed: int,
+               rnd: int, allow_prune: bool = True, refine: Any = None, feasible: Any = None,
+               threshold: Any = None) -> Selection:
+        """Choose ``n`` rows of ``cands`` given fractions ``train`` with objective ``y`` (minimised).
+
+        ``refine(score) -> rows``, if given, may add candidates once the model is fitted;
+        ``score(fractions) -> acquisition`` (larger is better). ``feasible(fractions) ->
+        probability of success``, if given, weights the acquisition (see :func:`weigh`).
+        ``threshold(fractions) -> limit``, if given, makes this a level-set search: the
+        acquisition is the probability that the objective is at most the limit there (e.g. the
+        convex hull plus ``stable_within``), and pruning rules out candidates whose optimistic
+        bound is above it.
+        """
+        s = self.s
+        X = self.featurize(train)
+        info: dict = {"model": s.model, "features": s.features, "acquisition": s.acquisition,
+                      "n_train": len(y), "n_candidates": len(cands)}
+        make_model = functools.partial(get_surrogate, s.model, seed=seed)
+        model = self._fit(make_model, X, y, seed, rnd, info)
+        best = float(np.min(y))
+        if refine is not None:
+            cands = self._refine(model, cands, best, refine, feasible, threshold, seed, rnd, info)
+        Xc = self.featurize(cands)
+        p_ok = feasible(cands) if feasible is not None else None
+        if p_ok is not None:
+            info["feasibility"] = {"mean_p": float(np.mean(p_ok)), "below_half": int((p_ok < 0.5).sum())}
+        mean, std = model.predict(Xc)
+        limit = threshold(cands) if threshold is not None else None
+        if limit is not None:
+            info["limit"] = limit
+        pruned = self._prune(mean, std, best, limit, len(y), allow_prune, info)
+        batch = _Batch(self, make_model, X, y, Xc, best, limit, p_ok, np.random.default_rng([seed, rnd, 3]))
+        chosen, scores = batch.pick(model, mean, std, n, ~pruned)
+        return Selection(chosen, mean, std, scores, pruned, info, cands)
+
+    def acquisition(self, m: np.ndarray, sd: np.ndarray, best: float, rng: np.random.Generator,
+                    limit: np.ndarray | None) -> np.ndarray:
+        """The acquisition (larger is better); with a ``limit``, the probability of being at most it."""
+        if limit is None:
+            return np.asarray(self.acquire(m, sd, best, rng=rng, beta=self.s.beta, xi=self.s.xi), float)
+        return norm.cdf((limit - m) / np.maximum(sd, 1e-12))
+
+    def _fit(self, make_model: Any, X: np.ndarray, y: np.ndarray, seed: int, rnd: int, info: dict) -> Any:
+        """Cross-validate (k-fold, recorded in ``info``), then fit the model on everything."""
+        t0 = time.perf_counter()
+        if self.s.cv_folds:
+            cv_seed = int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
+            info["cv"] = cross_validate(make_model, X, y, self.s.cv_folds, seed=cv_seed)
+        info["cv_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model = make_model().fit(X, y)
+        info["fit_seconds"] = time.perf_counter() - t0
+        if hasattr(model, "describe"):
+            info["fitted"] = model.describe()
+        return model
+
+    def _refine(self, model: Any, cands: np.ndarray, best: float, refine: Any, feasible: Any, threshold: Any,
+                seed: int, rnd: int, info: dict) -> np.ndarray:
+        """The candidates plus those ``refine`` finds by optimising the acquisition."""
+        t0 = time.perf_counter()
+        acq_rng = np.random.default_rng([seed, rnd, 4])
+
+        def score(fractions: np.ndarray) -> np.ndarray:
+            m, sd = model.predict(self.featurize(fractions))
+            limit = threshold(fractions) if threshold is not None else None
+            a = self.acquisition(m, sd, best, acq_rng, limit)
+            return weigh(a, feasible(fractions)) if feasible is not None else a
+
+        extra = refine(score)
+        if extra is not None and len(extra):
+            cands = np.vstack([cands, extra])
+        info["evolved"] = 0 if extra is None else len(extra)
+        info["evolve_seconds"] = time.perf_counter() - t0
+        return cands
+
+    def _prune(self, mean: np.ndarray, std: np.ndarray, best: float, limit: np.ndarray | None, n_train: int,
+               allow: bool, info: dict) -> np.ndarray:
+        """Candidates whose optimistic bound is worse than the best (or the limit), once the model's
+        CV R² allows it."""
+        pruned = np.zeros(len(mean), bool)
+        cv = info.get("cv") or {}
+        r2, p = cv.get("r2"), self.s.prune
+        if allow and p.enabled and r2 is not None and r2 >= p.min_r2 and n_train >= p.min_results:
+            # the bound uses sigma widened until the CV's held-out errors are covered
+            info["sigma_scale"] = cv["sigma_scale"]
+            bound = best if limit is None else limit
+            pruned = mean - p.kappa * cv["sigma_scale"] * std > bound + p.margin
+        info["pruned"] = int(pruned.sum())
+        return pruned
+
+
+@dataclass
+class _Batch:
+    """Picks a batch one candidate at a time (kriging believer) or the top ``n`` at once."""
+
+    planner: Planner
+    make_model: Any
+    X: np.ndarray
+    y: np.ndarray
+    Xc: np.ndarray
+    best: float
+    limit: np.ndarray | None
+    p_ok: np.ndarray | None
+    rng: np.random.Generator
+
+    def score(self, m: np.ndarray, sd: np.ndarray) -> np.ndarray:
+        acq = self.planner.acquisition(m, sd, self.best, self.rng, self.limit)
+        return weigh(acq, self.p_ok) if self.p_ok is not None else acq
+
+    def pick(self, model: Any, mean: np.ndarray, std: np.ndarray, n: int,
+             free: np.ndarray) -> tuple[list[int], list[float]]:
+        chosen: list[int] = []
+        scores: list[float] = []
+        m, sd = mean, std
+        X_all, y_all = self.X, self.y
+        for _ in range(min(n, int(free.sum()))):
+            acq = self.score(m, sd)
+            masked = np.where(free, acq, -np.inf)
+            if self.planner.s.batch == "top":
+                order = np.argsort(-masked, kind="stable")
+                picks = [int(i) for i in order[: min(n, int(free.sum()))] if np.isfinite(masked[i])]
+                return picks, [float(acq[i]) for i in picks]
+            i = int(np.argmax(masked))
+            if not np.isfinite(masked[i]):  # the rest are predicted to fail
+                break
+            chosen.append(i)
+            scores.append(float(acq[i]))
+            free[i] = False
+            if len(chosen) < n and free.any():
+                # kriging believer: the pick "came out" at the model's own mean
+                if callable(getattr(model, "condition", None)):
+                    model = model.condition(self.Xc[i : i + 1], np.array([m[i]]))
+                else:  # a plug-in model without condition(): refit on the augmented data
+                    X_all, y_all = np.vstack([X_all, self.Xc[i : i + 1]]), np.append(y_all, m[i])
+                    model = self.make_model().fit(X_all, y_all)
+                m, sd = model.predict(self.Xc)
+        return chosen, scores

@@ -1,0 +1,159 @@
+"""Surrogate models: predict an objective, with an uncertainty, from features.
+
+Every surrogate has the same interface::
+
+    model.fit(X, y)                   # learn (hyperparameters included)
+    mean, std = model.predict(X)      # one mean and one standard deviation per row
+    model.condition(X, y)             # a copy refitted on more data, hyperparameters kept
+
+``condition`` is what diverse batch selection (kriging believer) needs: the
+model is told "pretend the point you just chose came out at your own
+prediction", which shrinks its uncertainty there without moving its mean, so
+the next choice of the same batch goes elsewhere.
+
+- ``gp``: scikit-learn Gaussian process, constant × anisotropic Matérn-5/2 +
+  white noise, hyperparameters fitted by maximum likelihood with restarts,
+  inputs standardised, targets normalised.
+- ``gp-iso``: the same with one length scale (cheaper in many dimensions).
+- ``forest``: extra-trees ensemble; the mean and standard deviation across
+  trees (plus the leaves' own spread) are the prediction and its uncertainty.
+
+``package.module:object`` names any class with ``fit``, ``predict`` (returning
+mean and std) and, optionally, ``condition``.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Protocol
+
+import numpy as np
+from sklearn.ensemble import ExtraTreesRegressor
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+from htflow.errors import InputError
+from htflow.utils.imports import plugin_names, resolve
+
+
+class Surrogate(Protocol):
+    """A regression model with an uncertainty."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Surrogate: ...
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class _Scaler:
+    """Standardise columns; drop the constant ones."""
+
+    def fit(self, X: np.ndarray) -> _Scaler:
+        self.mu = X.mean(axis=0)
+        sd = X.std(axis=0)
+        self.keep = sd > 1e-12
+        self.sd = np.where(self.keep, sd, 1.0)
+        if not self.keep.any():  # every training point identical: keep one column
+            self.keep[0] = True
+        return self
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.mu) / self.sd)[:, self.keep]
+
+
+class GaussianProcess:
+    """scikit-learn GP: constant × Matérn(ν=5/2, one length scale per feature) + noise."""
+
+    def __init__(self, anisotropic: bool = True, restarts: int = 2, nu: float = 2.5, seed: int = 0):
+        self.anisotropic, self.restarts, self.nu, self.seed = anisotropic, restarts, nu, seed
+
+    def _kernel(self, d: int):
+
+        scale = np.ones(d) if self.anisotropic and d > 1 else 1.0
+        return (ConstantKernel(1.0, (1e-3, 1e3)) * Matern(scale, (1e-2, 1e3), nu=self.nu)
+                + WhiteKernel(1e-4, (1e-9, 1e-1)))
+
+    def fit(self, X: np.ndarray, y: np.ndarray, kernel=None) -> GaussianProcess:
+
+        X, y = np.asarray(X, float), np.asarray(y, float)
+        if kernel is None:
+            self.scaler = _Scaler().fit(X)
+        Z = self.scaler(X)
+        self.gp = GaussianProcessRegressor(
+            kernel=kernel if kernel is not None else self._kernel(Z.shape[1]),
+            normalize_y=True,
+            n_restarts_optimizer=0 if kernel is not None else self.restarts,
+            optimizer=None if kernel is not None else "fmin_l_bfgs_b",
+            random_state=self.seed,
+        )
+        with warnings.catch_warnings():  # bounds reached / convergence chatter
+            warnings.simplefilter("ignore")
+            self.gp.fit(Z, y)
+        self.X, self.y = X, y
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, std = self.gp.predict(self.scaler(np.asarray(X, float)), return_std=True)
+        return mean, np.maximum(std, 1e-12)
+
+    def condition(self, X: np.ndarray, y: np.ndarray) -> GaussianProcess:
+        new = copy.copy(self)
+        return new.fit(np.vstack([self.X, X]), np.concatenate([self.y, y]), kernel=self.gp.kernel_)
+
+    def describe(self) -> str:
+        return str(self.gp.kernel_)
+
+
+class Forest:
+    """Extra-trees ensemble; uncertainty from the spread across trees and within leaves."""
+
+    def __init__(self, n_estimators: int = 200, min_samples_leaf: int = 1, seed: int = 0):
+        self.n_estimators, self.min_samples_leaf, self.seed = n_estimators, min_samples_leaf, seed
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Forest:
+
+        self.X, self.y = np.asarray(X, float), np.asarray(y, float)
+        self.model = ExtraTreesRegressor(
+            n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
+            random_state=self.seed, n_jobs=1,
+        ).fit(self.X, self.y)
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, float)
+        per_tree = np.stack([t.predict(X) for t in self.model.estimators_])
+        mean = per_tree.mean(axis=0)
+        # law of total variance: between trees, plus a floor from the data's own noise level
+        floor = 1e-3 * (np.std(self.y) or 1.0)
+        return mean, np.sqrt(per_tree.var(axis=0) + floor**2)
+
+    def condition(self, X: np.ndarray, y: np.ndarray) -> Forest:
+        return copy.copy(self).fit(np.vstack([self.X, X]), np.concatenate([self.y, y]))
+
+    def describe(self) -> str:
+        return f"ExtraTrees({self.n_estimators} trees, min_samples_leaf={self.min_samples_leaf})"
+
+
+SURROGATES = {
+    "gp": lambda seed: GaussianProcess(anisotropic=True, seed=seed),
+    "gp-iso": lambda seed: GaussianProcess(anisotropic=False, seed=seed),
+    "forest": lambda seed: Forest(seed=seed),
+}
+
+
+def get_surrogate(name: str, seed: int = 0) -> Surrogate:
+    """A fresh (unfitted) surrogate by name or ``package.module:object``."""
+    if name in SURROGATES:
+        return SURROGATES[name](seed)
+    obj = resolve("surrogates", name, "search.surrogate.model")
+    if obj is not None:
+        model = obj() if isinstance(obj, type) else copy.deepcopy(obj)
+        if not (callable(getattr(model, "fit", None)) and callable(getattr(model, "predict", None))):
+            raise InputError(
+                f"search.surrogate.model: {name!r} needs fit(X, y) and predict(X) -> (mean, std)"
+            )
+        return model
+    raise InputError(
+        f"search.surrogate.model: unknown model {name!r}; allowed: "
+        f"{', '.join([*SURROGATES, *plugin_names('surrogates')])} or an import path package.module:object"
+    )

@@ -1,0 +1,168 @@
+"""An OPTIMADE API over the store's materials, mounted by ``htflow serve`` at ``/optimade``.
+
+It is the reference server of the ``optimade`` package (optimade-python-tools):
+its filter grammar, its JSON:API answers, ``/info``, ``/versions``,
+``/links``, ``/references`` and ``/structures``. htflow only supplies the
+entries: every document of the ``materials`` collection (``htflow build``
+makes it; one per distinct material, highest fidelity kept) as an OPTIMADE
+structure, with htflow's numbers as provider fields (``_htflow_...``).
+
+The entries live in a private in-memory (mongomock) copy that is refreshed
+when the store's materials change (checked at most every
+``REFRESH_SECONDS``): OPTIMADE filters then never reach the store, and the
+server stays read-only however a filter is written.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+import warnings
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+
+import pydash
+from pymatgen.core import Structure
+
+from htflow import __version__
+
+PREFIX = "htflow"
+REFRESH_SECONDS = 5.0
+
+# htflow's numbers served beside the standard fields: OPTIMADE name -> (material field, type, unit, text)
+PROVIDER_FIELDS: dict[str, tuple[str, str, str | None, str]] = {
+    "material_id": ("material_id", "string", None,
+                    "htflow's id of the material: composition key, prototype, atoms"),
+    "energy_per_atom": ("energy_per_atom", "float", "eV", "total energy per atom of the relaxed structure"),
+    "formation_energy_per_atom": ("formation_energy_per_atom", "float", "eV",
+                                  "formation energy per atom against the elemental references"),
+    "e_above_hull": ("e_above_hull", "float", "eV",
+                     "energy above the convex hull of the results of the chemical system, per atom"),
+    "volume_per_atom": ("volume_per_atom", "float", "Å^3", "volume per atom of the relaxed structure"),
+    "density": ("density", "float", "g/cm^3", "density of the relaxed structure"),
+    "prototype": ("prototype", "string", None, "the structure prototype the composition was realised on"),
+    "calculator": ("calculator.name", "string", None, "the calculator that computed the entry"),
+    "fidelity": ("fidelity", "integer", None, "fidelity rank of the calculator (higher is better)"),
+    "campaign": ("source.campaign", "string", None, "the campaign whose result this entry is"),
+    "seen_in": ("seen_in", "list", None, "every campaign that evaluated this material"),
+}
+
+
+def _when(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    return datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_optimade(material: dict) -> dict | None:
+    """One ``materials`` document as an OPTIMADE structure entry (database form).
+
+    ``None`` for a document without a structure.
+    """
+    from optimade.adapters.structures.pymatgen import (
+        from_pymatgen,  # heavy: reads its settings when first imported
+    )
+
+    if not isinstance(material.get("structure"), dict):
+        return None
+    structure = Structure.from_dict(material["structure"])
+    attrs = from_pymatgen(structure).model_dump(exclude_none=True)
+    # pymatgen's descriptive formula has spaces ("Cu4 Ni28"); OPTIMADE allows any string, keep it
+    attrs["species"] = sorted(attrs["species"], key=lambda s: s["name"])
+    attrs["chemical_formula_hill"] = structure.composition.hill_formula.replace(" ", "")
+    doc = {"id": str(material["material_id"]), "immutable_id": str(material["material_id"]),
+           "last_modified": _when(material.get("built_from") or material.get("created_at")), **attrs}
+    for name, (field, _type, _unit, _text) in PROVIDER_FIELDS.items():
+        value = pydash.get(material, field)
+        if value is not None:
+            doc[name] = value
+    return doc
+
+
+def _config(database: str, base_url: str) -> Any:
+    from optimade.models import Implementation, Provider  # heavy: reads its settings when first imported
+    from optimade.server.config import ServerConfig  # heavy: reads its settings when first imported
+
+    provider_fields = [{"name": name, "type": t, "unit": unit, "description": text}
+                       for name, (_f, t, unit, text) in PROVIDER_FIELDS.items()]
+    for f in provider_fields:
+        if f["unit"] is None:
+            f.pop("unit")
+    return ServerConfig(
+        database_backend="mongomock", mongo_uri="mongodb://localhost:27017", mongo_database=database,
+        insert_test_data=False, debug=False, base_url=base_url, page_limit=20, page_limit_max=500,
+        provider=Provider(prefix=PREFIX, name="htflow", homepage="https://github.com/htflow/htflow",
+                          description="Materials computed by htflow campaigns (a private database)"),
+        implementation=Implementation(name="htflow", version=__version__,
+                                      source_url="https://github.com/htflow/htflow",
+                                      maintainer={"email": "htflow@example.org"}),
+        provider_fields={"structures": provider_fields},
+        log_level="warning", log_dir=_log_dir(),
+    )
+
+
+def _log_dir() -> str:
+    """The optimade package logs to files; keep them out of /var/log and out of the store."""
+    return os.environ.get("OPTIMADE_LOG_DIR") or os.path.join(tempfile.gettempdir(), "htflow-optimade-logs")
+
+
+def _quiet_import() -> None:
+    """Settings the optimade package reads when it is first imported (a user's own win)."""
+    os.environ.setdefault("OPTIMADE_LOG_DIR", _log_dir())
+    os.environ.setdefault("OPTIMADE_LOG_LEVEL", "warning")
+    os.environ.setdefault("OPTIMADE_INSERT_TEST_DATA", "false")
+    # without a config file the package warns on every app it makes: point it at an empty one
+    if "OPTIMADE_CONFIG_FILE" not in os.environ:
+
+        os.environ["OPTIMADE_CONFIG_FILE"] = str(files("htflow") / "data" / "optimade.json")
+
+
+class OptimadeMirror:
+    """The OPTIMADE app plus its in-memory copy of the store's materials."""
+
+    def __init__(self, materials_store: Any, base_url: str, refresh_seconds: float = REFRESH_SECONDS):
+        _quiet_import()
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from optimade.server.create_app import create_app  # heavy: reads its settings when first imported
+
+        self.materials = materials_store
+        self.refresh_seconds = refresh_seconds
+        self.config = _config(f"htflow_{uuid.uuid4().hex[:12]}", base_url)
+        self.app = create_app(self.config, logger_tag="htflow")
+        self.collection = self.app.state.entry_collections["structures"].collection
+        self._signature: tuple | None = None
+        self._checked = 0.0
+        self.count = 0
+
+    def signature(self) -> tuple:
+        """What changes when the materials do: their number and the newest build."""
+        newest = list(self.materials.query({}, ["built_from"], sort={"built_from": -1}, limit=1))
+        return self.materials.count(), (newest[0].get("built_from") if newest else None)
+
+    def refresh(self, force: bool = False) -> int:
+        """Copy the materials again if they changed; returns the number of OPTIMADE entries."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_seconds:
+            return self.count
+        self._checked = now
+        sig = self.signature()
+        if sig == self._signature and not force:
+            return self.count
+        docs = [d for d in (to_optimade(m) for m in self.materials.query({})) if d is not None]
+        self.collection.delete_many({})
+        if docs:
+            self.collection.insert_many(docs)
+        self._signature = sig
+        self.count = len(docs)
+        return self.count

@@ -1,0 +1,48 @@
+"""Helpers the tests share (import them from here, not from conftest)."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def small_campaign_config() -> dict:
+    """A campaign small enough for seconds of EMT: Cu-Ni-Pd on a 16-atom fcc cell."""
+    return {
+        "name": "small",
+        "space": {"elements": ["Cu", "Ni", "Pd"], "step": 0.25, "max_elements": 3},
+        "structure": {"prototype": "fcc", "n_atoms": 16},
+        "calculator": {"name": "emt", "fmax": 0.05},
+        "objectives": [{"name": "formation_energy_per_atom", "goal": "minimize"}],
+        "search": {"sampler": "sobol", "batch_size": 3, "budget": 6, "seed": 3},
+        "store": "htflow-data",
+    }
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    """``data`` as a YAML file at ``path`` (keys in the order given)."""
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def htflow_env(**extra: str) -> dict:
+    """The environment of an ``htflow`` subprocess: this checkout first on the path."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_campaign(cfg: dict, source: str = "test"):
+    """Check a campaign mapping (a copy of it), run it to its end, return the Campaign."""
+    from htflow.campaign.loop import Campaign
+    from htflow.campaign.validation import parse_config
+
+    camp = Campaign(parse_config(copy.deepcopy(cfg), source))
+    camp.run()
+    return camp
