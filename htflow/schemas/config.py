@@ -196,7 +196,7 @@ class DaskExecutorConfig(_Strict):
         whole = isinstance(value, int) and not isinstance(value, bool)
         if value == "auto" or (whole and 1 <= value <= 100_000):
             return value
-        raise ValueError(f"pack is 'auto' or a number of flows per Dask task (1 to 100000), got {value!r}")
+        raise ValueError("pack is 'auto' or a number of flows per Dask task (1 to 100000)")
 
     @field_validator("cluster")
     @classmethod

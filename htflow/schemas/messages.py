@@ -102,6 +102,6 @@ def format_validation_error(exc: ValidationError, source: str, model: type[BaseM
         if err["type"] == "missing":
             lines.append(f"{source}: {path}: required field is missing")
         else:
-            shown = repr(got) if not isinstance(got, dict) else "a mapping"
-            lines.append(f"{source}: {path or '(top level)'}: {msg} (got {shown})")
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"  # a mapping: the message names its keys
+            lines.append(f"{source}: {path or '(top level)'}: {msg}{shown}")
     return "\n".join(lines)
