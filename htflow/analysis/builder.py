@@ -17,6 +17,8 @@ from typing import Any
 
 from maggma.core import Builder, Store
 
+from htflow.schemas.documents import Status
+
 FIDELITY = {"lookup": 0, "emt": 1, "chgnet": 2, "sevenn": 2, "mace": 2, "m3gnet": 2, "orb": 2,
             "matgl": 2, "fairchem": 2, "vasp": 3}
 """Rank of a calculator's results: a result's ``calculator.fidelity`` wins; unknown names rank 1."""
@@ -68,7 +70,7 @@ class MaterialsBuilder(Builder):
         built = {d["material_id"]: d.get("built_from", "")
                  for d in self.materials.query({}, ["material_id", "built_from"])}
         groups: dict[str, list[dict]] = defaultdict(list)
-        for r in self.results.query({**self.query, "status": "done"}, FIELDS):
+        for r in self.results.query({**self.query, "status": Status.DONE.value}, FIELDS):
             groups[material_id(r)].append(r)
         todo = [mid for mid, rs in groups.items()
                 if max(str(r.get("created_at", "")) for r in rs) > built.get(mid, "")]

@@ -22,6 +22,7 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
 from htflow.errors import InputError
+from htflow.schemas.documents import Status
 
 CHANGED_EV = 1e-9
 """A stored ``e_above_hull`` is rewritten only when it moved by more than this (eV/atom)."""
@@ -72,7 +73,8 @@ def entries(results: list[dict], references: dict[str, float], phases: list[dict
         out.append(PDEntry(comp, ph["energy_per_atom"] * comp.num_atoms, name=ph["formula"],
                            attribute=f"phase:{ph['formula']}"))
     for r in results:
-        if r.get("status", "done") != "done" or r.get("energy_per_atom") is None or not r.get("counts"):
+        usable = r.get("energy_per_atom") is not None and r.get("counts")
+        if r.get("status", Status.DONE) != Status.DONE or not usable:
             continue
         comp = Composition(r["counts"])
         out.append(PDEntry(comp, r["energy_per_atom"] * comp.num_atoms, name=r.get("formula"),
@@ -141,7 +143,7 @@ def formation_hull(results: list[dict], references: dict[str, float], phases: li
     pts: list[tuple[dict, float]] = [({el: 1.0}, 0.0) for el in elements]
     for r in results:
         f = r.get("formation_energy_per_atom")
-        if r.get("status", "done") == "done" and f is not None and r.get("counts"):
+        if r.get("status", Status.DONE) == Status.DONE and f is not None and r.get("counts"):
             pts.append((r["counts"], float(f)))
     for ph in phases or []:
         total = sum(ph["counts"].values())

@@ -18,6 +18,7 @@ import numpy as np
 from htflow.calculators.flows import formation_energy
 from htflow.calculators.lookup import load_table
 from htflow.schemas.config import CampaignConfig
+from htflow.schemas.documents import Status
 from htflow.search.context import Generator, ProposalContext
 from htflow.space.compositions import build_space, composition_key
 from htflow.space.structures import StructureBuilder
@@ -91,7 +92,7 @@ def replay(config: CampaignConfig, generator: Generator, values: dict[str, float
             known.add(key)
             total = sum(counts.values())
             value = values[key]
-            results.append({"key": key, "round": rnd, "status": "done", "counts": counts,
+            results.append({"key": key, "round": rnd, "status": Status.DONE.value, "counts": counts,
                             "composition": {el: c / total for el, c in counts.items()}, name: value})
             trace.keys.append(key)
             trace.values.append(value)

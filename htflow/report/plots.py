@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from htflow.report.style import figure, label, save
+from htflow.schemas.documents import Status
 
 
 def convergence_plot(results: list[dict], objective: str, goal: str, path: Path, title: str) -> Path | None:
     """Best-so-far of ``objective`` against evaluations (rounds marked); returns the PNG path."""
     ordered = evaluation_order(results)
-    values = [r.get(objective) if r.get("status") == "done" else None for r in ordered]
+    values = [r.get(objective) if r.get("status") == Status.DONE else None for r in ordered]
     if all(v is None for v in values):
         return None
     best = best_so_far(values, goal)
@@ -69,7 +70,7 @@ def learning_curve_plot(results: list[dict], objective: str, goal: str, path: Pa
     """Best so far against evaluations, beside random selection from the space (``pool``: the
     objective over the space, see :func:`pool_values`)."""
     ordered = evaluation_order(results)
-    values = [r.get(objective) if r.get("status") == "done" else None for r in ordered]
+    values = [r.get(objective) if r.get("status") == Status.DONE else None for r in ordered]
     if not any(v is not None for v in values):
         return None
     x = np.arange(1, len(values) + 1)
@@ -111,7 +112,7 @@ def parity_plot(cv_predictions: dict, metrics: dict, objective: str, path: Path)
 def composition_map(results: list[dict], elements: list[str], objective: str, path: Path) -> Path | None:
     """Where the evaluated compositions sit, coloured by the objective: a ternary diagram for three
     elements, a binary line for two, a principal-component projection of the fractions otherwise."""
-    done = [r for r in results if r.get("status") == "done" and r.get(objective) is not None]
+    done = [r for r in results if r.get("status") == Status.DONE and r.get(objective) is not None]
     if not done or len(elements) < 2:
         return None
     X = np.array([[r["composition"].get(el, 0.0) for el in elements] for r in done])

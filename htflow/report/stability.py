@@ -10,6 +10,7 @@ import numpy as np
 from htflow.analysis.hull import phase_diagram
 from htflow.analysis.pareto import pareto_mask
 from htflow.report.style import figure, label, save
+from htflow.schemas.documents import Status
 
 
 def _triangle(f: np.ndarray) -> np.ndarray:
@@ -88,7 +89,7 @@ def pareto_plot(results: list[dict], objectives: list, path, title: str = ""):
     if len(objectives) < 2:
         return None
     a, b = objectives[0], objectives[1]
-    rows = [r for r in results if r.get("status", "done") == "done"
+    rows = [r for r in results if r.get("status", Status.DONE) == Status.DONE
             and r.get(a.name) is not None and r.get(b.name) is not None]
     if len(rows) < 2:
         return None

@@ -10,7 +10,7 @@ import numpy as np
 from htflow.analysis.hull import load_phases
 from htflow.errors import InputError
 from htflow.schemas.config import CampaignConfig, stored_config
-from htflow.schemas.documents import CampaignDoc, ResultDoc
+from htflow.schemas.documents import CampaignDoc, ResultDoc, Status
 from htflow.search.features import fraction_matrix, get_featurizer
 from htflow.search.planner import surrogate_settings
 from htflow.search.surrogates import get_surrogate
@@ -74,11 +74,11 @@ def pool_values(view: CampaignView, results: list[dict], objective: str, n_sampl
     else:
         rng = np.random.default_rng(seed)
         pool = [p for p in (space.sample(rng) for _ in range(n_sample * 5)) if p is not None][:n_sample]
-    known = {r["key"]: (r.get(objective) if r.get("status") == "done" else None) for r in results}
+    known = {r["key"]: (r.get(objective) if r.get("status") == Status.DONE else None) for r in results}
     keys = [composition_key(builder.realise(p)) for p in pool]
     missing = [i for i, k in enumerate(keys) if k not in known]
     values: list = [known.get(k) for k in keys]
-    done = [r for r in results if r.get("status") == "done" and r.get(objective) is not None]
+    done = [r for r in results if r.get("status") == Status.DONE and r.get(objective) is not None]
     if missing and len(done) >= 2:
         s = surrogate_settings(view.config.search.surrogate)
         els = list(space.elements)

@@ -102,6 +102,7 @@ def format_validation_error(exc: ValidationError, source: str, model: type[BaseM
         if err["type"] == "missing":
             lines.append(f"{source}: {path}: required field is missing")
         else:
-            shown = "" if isinstance(got, dict) else f" (got {got!r})"  # a mapping: the message names its keys
+            # a mapping is not repeated: the message names its keys
+            shown = "" if isinstance(got, dict) else f" (got {got!r})"
             lines.append(f"{source}: {path or '(top level)'}: {msg}{shown}")
     return "\n".join(lines)

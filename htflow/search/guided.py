@@ -35,6 +35,7 @@ from sklearn.ensemble import RandomForestClassifier
 from htflow.analysis.hull import formation_hull
 from htflow.analysis.pareto import default_reference
 from htflow.schemas.config import SurrogateConfig
+from htflow.schemas.documents import Status
 from htflow.search import ehvi
 from htflow.search.context import Collector, ProposalContext, realise_within
 from htflow.search.features import fraction_matrix
@@ -98,7 +99,7 @@ class SurrogateGenerator:
     def _feasibility(self, ctx: ProposalContext, done: list[dict], names: list[str]) -> Any:
         """A classifier of success against failure on the fractions, once something has failed;
         returns ``fractions -> P(success)`` or None."""
-        failed = [r for r in ctx.results if r.get("status") == "failed" and r.get("composition")]
+        failed = [r for r in ctx.results if r.get("status") == Status.FAILED and r.get("composition")]
         if not failed:
             return None
         els = ctx.space.elements
@@ -249,7 +250,7 @@ class SurrogateGenerator:
         names = [o.name for o in objectives] or [name]
         done = sorted(
             (r for r in ctx.results
-             if r.get("status") == "done" and all(r.get(k) is not None for k in names)),
+             if r.get("status") == Status.DONE and all(r.get(k) is not None for k in names)),
             key=lambda r: r["key"],
         )
         if len(done) < max(s.initial, 2):

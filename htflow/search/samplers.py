@@ -15,6 +15,7 @@ from scipy.stats import qmc
 
 from htflow.analysis.pareto import crowding, ranks
 from htflow.errors import InputError
+from htflow.schemas.documents import Status
 from htflow.search.context import Collector, Generator, ProposalContext
 from htflow.space.structures import round_to_atoms
 
@@ -132,7 +133,7 @@ class GeneticGenerator:
         objectives = ctx.objectives or ([ctx.objective] if ctx.objective is not None else [])
         names = [o.name for o in objectives]
         goals = [o.goal for o in objectives]
-        done = sorted((r for r in ctx.results if r.get("status") == "done"
+        done = sorted((r for r in ctx.results if r.get("status") == Status.DONE
                        and all(r.get(k) is not None for k in names)), key=lambda r: r["key"])
         if len(done) < max(self.initial, 2):
             return None

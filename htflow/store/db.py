@@ -16,7 +16,6 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from jobflow import JobStore
 from maggma.core import Store
@@ -24,21 +23,11 @@ from maggma.stores import MemoryStore, MongoURIStore
 from pymongo.uri_parser import parse_uri
 
 from htflow.errors import InputError
+from htflow.schemas.config import StoreConfig
+from htflow.schemas.documents import COLLECTIONS, KEYS
 from htflow.store.sqlite import SQLiteStore
 
-if TYPE_CHECKING:
-    from htflow.schemas.config import StoreConfig
-
 DB_FILE = "htflow.sqlite"
-COLLECTIONS = ("campaigns", "candidates", "results", "jobs", "jobs_data", "materials")
-KEYS = {
-    "campaigns": "name",
-    "candidates": "key",
-    "results": "key",
-    "jobs": "uuid",
-    "jobs_data": "blob_uuid",
-    "materials": "material_id",
-}
 INDEXES = {
     "candidates": ["campaign", "status", "round"],
     "results": ["campaign", "status", "round", "elements", "formation_energy_per_atom",
@@ -46,7 +35,6 @@ INDEXES = {
     "jobs": ["index", "name"],
     "materials": ["elements", "nelements", "formation_energy_per_atom", "seen_in"],
 }  # fmt: skip
-ENTRY_KEY = ["campaign", "key"]
 
 
 def redact(uri: str) -> str:
