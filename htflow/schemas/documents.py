@@ -64,15 +64,21 @@ class Prediction(TypedDict, total=False):
     of: str
 
 
-class CandidateDoc(TypedDict):
-    """``candidates``: one per (campaign, composition key)."""
+class EntryDoc(TypedDict):
+    """What candidates and results share: one per (campaign, composition key)."""
 
     campaign: str
     key: str
     round: int
     status: Status
     counts: dict[str, int]
+    #: atomic fractions as realised on the cell
     composition: dict[str, float]
+
+
+class CandidateDoc(EntryDoc):
+    """``candidates``: a composition proposed (or pruned) in a round."""
+
     proposed_at: NotRequired[datetime]
     finished_at: NotRequired[datetime]
     prediction: NotRequired[Prediction | None]
@@ -82,15 +88,9 @@ class CandidateDoc(TypedDict):
     promoted_from: NotRequired[dict[str, Any]]
 
 
-class ResultDoc(TypedDict):
-    """``results``: one per (campaign, composition key), written when its evaluation finished."""
+class ResultDoc(EntryDoc):
+    """``results``: written when a candidate's evaluation finished (``done`` or ``failed``)."""
 
-    campaign: str
-    key: str
-    round: int
-    status: Status
-    composition: dict[str, float]
-    counts: dict[str, int]
     elements: list[str]
     nelements: int
     formula: str
