@@ -99,15 +99,14 @@ def test_resumed_campaign_proposes_exactly_what_an_uninterrupted_one_does(tmp_pa
     assert proposals_by_round(grown) == expected
 
 
-def test_default_search_beats_random_and_a_plain_gp_on_the_same_seeds():
-    """Median evaluations to the global minimum of the bundled EMT pool (3,997 compositions).
+def test_default_search_beats_random_on_the_bundled_pool():
+    """Median evaluations to the global minimum of the bundled EMT pool (3,997 compositions), 3 seeds.
 
-    The default and the plain GP run as real campaigns through the lookup calculator; random
-    search is replayed (its proposals are a seeded permutation, thousands of evaluations).
+    The default runs as real campaigns through the lookup calculator; random search is replayed
+    (its proposals are a seeded permutation, thousands of evaluations). The ranking against a
+    plain GP over 10 seeds is a benchmark, not a test: ``python benchmarks/active_learning.py``
+    (docs/active-learning.md).
     """
-    plain = {"model": "gp-iso", "features": "fractions", "acquisition": "ei", "batch": "top",
-             "cv_folds": 0, "prune": {"enabled": False}}
-
     def full_pool(**kw):
         data = pool_campaign(batch=8, **kw)
         data["space"] = {"elements": ["Al", "Cu", "Ni", "Pd", "Ag", "Au", "Pt"], "step": 0.0625,
@@ -117,23 +116,25 @@ def test_default_search_beats_random_and_a_plain_gp_on_the_same_seeds():
     values = pool_values(parse_config(full_pool()), "emt-fcc7")
     optimum = min(values, key=values.get)
     target = [{"name": "formation_energy_per_atom", "goal": "minimize", "target": values[optimum] + 1e-9}]
-    seeds = range(5)
+    seeds = range(3)
     found: dict[str, list[int]] = {}
-    for label, sur in {"default": {}, "plain-gp-ei": plain}.items():
-        for seed in seeds:
-            data = full_pool(name=f"{label}-{seed}", seed=seed, surrogate=sur, budget=400)
-            data["objectives"] = target
-            camp, doc = run(data)
-            assert doc["stop_reason"] == "target reached", (label, seed)
-            hit = next(r for r in camp.results() if r["key"] == optimum)
-            found.setdefault(label, []).append(hit["round"] * 8)
+    for seed in seeds:
+        data = full_pool(name=f"default-{seed}", seed=seed, budget=400)
+        data["objectives"] = target
+        camp, doc = run(data)
+        assert doc["stop_reason"] == "target reached", seed
+        hit = next(r for r in camp.results() if r["key"] == optimum)
+        found.setdefault("default", []).append(hit["round"] * 8)
+    # random search only needs replaying up to 5x the default's median: a seed that has not found
+    # the optimum by then counts as just beyond (a lower bound, so the comparison stays honest)
+    limit = 5 * int(np.median(found["default"]))
     cfg = parse_config(full_pool(sampler="random"))
     for seed in seeds:
         cfg.search.seed = seed
-        trace = replay(cfg, get_generator("random"), values, len(values), stop=lambda t: optimum in t.keys)
-        found.setdefault("random", []).append(trace.evaluations_to({optimum}, 8))
+        trace = replay(cfg, get_generator("random"), values, limit, stop=lambda t: optimum in t.keys)
+        found.setdefault("random", []).append(trace.evaluations_to({optimum}, 8) or limit + 8)
     med = {k: float(np.median(v)) for k, v in found.items()}
-    assert med["default"] < med["plain-gp-ei"] < med["random"], found
+    assert 5 * med["default"] < med["random"], found
 
 
 def test_pruned_candidates_are_recorded_with_the_models_numbers_and_not_proposed():
