@@ -10,7 +10,8 @@ from datetime import datetime
 import pytest
 from maggma.stores import MemoryStore
 
-from htflow.store.query import QueryError, check_filter
+from htflow.store.filters import check_filter
+from htflow.store.query import QueryError
 from htflow.store.sqlite import SQLiteStore, close_all
 
 ELS = ["Ag", "Au", "Cu", "Ni", "Pd"]

@@ -18,7 +18,8 @@ from htflow.cli.common import campaign_doc, open_db
 from htflow.cli.common import fmt as fmt_value
 from htflow.errors import InputError
 from htflow.store.db import CampaignDB
-from htflow.store.query import QueryError, check_field, check_filter
+from htflow.store.filters import check_filter
+from htflow.store.query import QueryError, check_field
 from htflow.store.sqlite import dumps
 
 

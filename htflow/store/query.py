@@ -23,55 +23,8 @@ T_NUMBER, T_STRING, T_BOOL, T_DATE = 1, 2, 3, 4
 _RANGE_SQL = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 _SAFE_FIELD = re.compile(r"^[A-Za-z0-9_@\-]+(\.[A-Za-z0-9_@\-]+)*$")
 
-#: Operators accepted anywhere in a filter. Anything else (``$where``,
-#: ``$function``, ``$expr``...) is refused by :func:`check_filter`.
-ALLOWED_OPERATORS = frozenset(
-    {
-        "$and", "$or", "$nor", "$not",
-        "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin",
-        "$exists", "$regex", "$options", "$size", "$all", "$elemMatch", "$type",
-        "$mod",
-    }
-)  # fmt: skip
-
-
 class QueryError(ValueError):
     """A filter, sort or projection that cannot be run."""
-
-
-def check_filter(criteria: Any, path: str = "filter") -> None:
-    """Refuse filters that are not documents or use operators outside the whitelist."""
-    if not isinstance(criteria, dict):
-        raise QueryError(f"{path} must be a JSON object, got {type(criteria).__name__}")
-    for key, value in criteria.items():
-        if not isinstance(key, str):
-            raise QueryError(f"{path}: keys must be strings, got {key!r}")
-        if key.startswith("$") and key not in ALLOWED_OPERATORS:
-            allowed = ", ".join(sorted(ALLOWED_OPERATORS))
-            raise QueryError(f"{path}: operator {key!r} is not allowed; allowed: {allowed}")
-        if key in ("$and", "$or", "$nor"):
-            if not isinstance(value, list) or not value:
-                raise QueryError(f"{path}.{key} must be a non-empty list of filters")
-            for i, sub in enumerate(value):
-                check_filter(sub, f"{path}.{key}[{i}]")
-        elif isinstance(value, dict):
-            _check_operator_doc(value, f"{path}.{key}")
-
-
-def _check_operator_doc(value: dict, path: str) -> None:
-    for key, sub in value.items():
-        if isinstance(key, str) and key.startswith("$"):
-            if key not in ALLOWED_OPERATORS:
-                allowed = ", ".join(sorted(ALLOWED_OPERATORS))
-                raise QueryError(f"{path}: operator {key!r} is not allowed; allowed: {allowed}")
-            if key in ("$in", "$nin", "$all") and not isinstance(sub, list):
-                raise QueryError(f"{path}.{key} must be a list, got {sub!r}")
-            if key == "$elemMatch" and isinstance(sub, dict):
-                check_filter(sub, f"{path}.{key}")
-            elif key == "$not" and isinstance(sub, dict):
-                _check_operator_doc(sub, f"{path}.{key}")
-        if isinstance(sub, dict):
-            _check_operator_doc(sub, f"{path}.{key}")
 
 
 def check_field(name: str) -> str:
