@@ -155,6 +155,8 @@ class Campaign:
             self.promoted.maker  # noqa: B018
         with self.db:
             doc = self.open()
+            if resume.finished(doc, self.config):
+                return doc  # a rerun computes nothing unless the budget or patience was raised
             refs = self.references(doc)
             doc["state"] = CampaignState.RUNNING.value
             self.repo.save_doc(doc)
@@ -164,6 +166,7 @@ class Campaign:
                 stop_reason = self._round(doc, refs, progress)
             doc["state"] = CampaignState.COMPLETE.value
             doc["stop_reason"] = stop_reason
+            doc["stopped_with"] = resume.stop_settings(self.config)
             self.repo.save_doc(doc)
             return doc
 

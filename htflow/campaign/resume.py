@@ -80,6 +80,21 @@ def open_campaign(repo: CampaignRepository, config: CampaignConfig, calculator: 
     return doc
 
 
+def stop_settings(config: CampaignConfig) -> dict:
+    """The settings that decide when a campaign stops, as recorded when it stopped."""
+    return {"budget": config.search.budget, "patience": config.search.patience}
+
+
+def finished(doc: CampaignDoc, config: CampaignConfig) -> bool:
+    """Whether a campaign already stopped with these stop settings: then a rerun computes nothing,
+    whatever its stop reason (a model that pruned everything may think otherwise on a rerun).
+    Raising the budget or the patience continues it. Documents written before this rule
+    (without ``stopped_with``) go through the loop as they used to."""
+    recorded = doc.get("stopped_with")
+    return (doc.get("state") == CampaignState.COMPLETE and recorded is not None
+            and recorded == stop_settings(config))
+
+
 def pending(repo: CampaignRepository) -> list[CandidateDoc]:
     """Candidates proposed or running without a result; reconciles finished ones."""
     open_ = repo.candidates(Status.open())

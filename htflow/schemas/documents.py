@@ -161,6 +161,8 @@ class CampaignDoc(TypedDict):
     best: BestDoc | None
     calculator: dict[str, Any]
     stop_reason: NotRequired[str | None]
+    #: the stop settings (budget, patience) the campaign stopped with: a rerun with the same computes nothing
+    stopped_with: NotRequired[dict[str, Any]]
     cv_predictions: NotRequired[dict[str, Any]]
     hv_reference: NotRequired[list[float]]
     pareto_front: NotRequired[list[str]]
