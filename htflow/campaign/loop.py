@@ -256,6 +256,9 @@ class Campaign:
         hull = update_hull(self.repo, self.config, refs, done, self.phases)
         pareto = update_pareto(doc, done, list(self.config.objectives))
         best = doc.get("best") or {}
+        # the whole round's results: a resumed round evaluated only what an interruption left
+        statuses = [r["status"] for r in self.repo.results(properties=["status"], rnd=rnd)]
+        evaluated, failed = max(evaluated, len(statuses)), max(failed, statuses.count(Status.FAILED))
         summary = next((r for r in doc["rounds"] if r["round"] == rnd), {"round": rnd})
         summary.update({"round": rnd, "evaluated": evaluated, "failed": failed, "hull": hull,
                         **({"pareto": pareto} if pareto else {}), "best_key": best.get("key"),

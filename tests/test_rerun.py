@@ -1,10 +1,14 @@
-"""A finished campaign stays finished: the same command run again computes nothing, whatever
-made it stop, until the budget or the patience is raised."""
+"""Running a campaign again: a finished one stays finished (the same command computes nothing,
+whatever made it stop, until the budget or the patience is raised), and a round resumed after an
+interruption is counted whole."""
 
 from __future__ import annotations
 
+import pytest
 from helpers import run_campaign, small_campaign_config
 
+from htflow.campaign.loop import Campaign
+from htflow.campaign.validation import parse_config
 from htflow.space.compositions import composition_key
 
 
@@ -24,7 +28,7 @@ class ChangesItsMind:
 
 def _cfg(budget: int) -> dict:
     cfg = small_campaign_config()
-    cfg["search"] = {"sampler": "test_finished:ChangesItsMind", "batch_size": 3, "budget": budget, "seed": 1}
+    cfg["search"] = {"sampler": "test_rerun:ChangesItsMind", "batch_size": 3, "budget": budget, "seed": 1}
     return cfg
 
 
@@ -40,3 +44,34 @@ def test_a_rerun_of_a_finished_campaign_computes_nothing_until_the_budget_is_rai
     more = run_campaign(_cfg(12))  # a raised budget continues it, to the new budget
     assert len(more.results()) == 12 and more.repo.doc()["stop_reason"] == "budget spent"
     assert more.repo.doc()["stopped_with"] == {"budget": 12, "patience": None}
+
+
+class _StopAfter:
+    """Progress that interrupts the campaign after ``n`` results (a Ctrl-C mid-round)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def start_round(self, rnd, size):
+        pass
+
+    def advance(self, outcome, best):
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt
+
+    def end_round(self, summary):
+        pass
+
+
+def test_a_round_resumed_after_an_interruption_counts_all_its_results():
+    cfg = small_campaign_config()
+    cfg["search"] = {"sampler": "sobol", "batch_size": 4, "budget": 8, "seed": 2}
+    with pytest.raises(KeyboardInterrupt):
+        Campaign(parse_config(cfg)).run(progress=_StopAfter(2))  # round 1: 2 of 4 stored
+    camp = run_campaign(cfg)
+    rounds = {r["round"]: r for r in camp.repo.doc()["rounds"]}
+    for rnd, summary in rounds.items():
+        in_round = [r for r in camp.results() if r["round"] == rnd]
+        assert summary["evaluated"] == len(in_round) == 4, (rnd, summary)
+        assert summary["failed"] == sum(r["status"] == "failed" for r in in_round)
