@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_pool: Annotated[int, Field(ge=1)] = 500_000
     #: seconds between checks of the materials collection by the OPTIMADE mirror of ``htflow serve``
     optimade_refresh_seconds: Annotated[float, Field(gt=0)] = 5.0
+    #: a campaign's driver lock held from another host is taken over when its heartbeat is older
+    #: than this (on the same host a dead process is recognised at once)
+    lock_stale_seconds: Annotated[float, Field(gt=0)] = 6 * 3600.0
     #: ``htflow serve``: most documents one API request may return
     api_max_limit: Annotated[int, Field(ge=1)] = 1000
 

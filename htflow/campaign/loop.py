@@ -38,6 +38,7 @@ from htflow.search.registry import get_generator
 from htflow.space.compositions import build_space
 from htflow.space.structures import StructureBuilder
 from htflow.store.db import CampaignDB
+from htflow.store.locks import DriverLock
 from htflow.store.repository import CampaignRepository, now
 
 
@@ -56,6 +57,7 @@ class Campaign:
 
     def __init__(self, config: CampaignConfig, db: CampaignDB | None = None, announce: Any = None):
         self.config = config
+        self.announce = announce
         self.name = config.name
         self.objective = config.objective
         self.db = db or CampaignDB(config.store)
@@ -70,6 +72,7 @@ class Campaign:
         self.phases = load_phases(phases, self.space.elements) if phases else []
         self.proposer = Proposer(config, self.repo, self.space, self.builder, self.generator, self.phases)
         self.label = ""
+        self._lock: DriverLock | None = None  # held while run() drives the campaign
         #: multi-fidelity: the campaign of the promoted calculator (same store and executor)
         self.promoted: Campaign | None = None
         if config.promote is not None:
@@ -137,17 +140,27 @@ class Campaign:
         promotion.promote(self, doc, rnd, progress)
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self, progress: Any = None) -> CampaignDoc:
+    def run(self, progress: Any = None, force: bool = False) -> CampaignDoc:
         """Run (or resume) the campaign to its end; returns the campaign document.
 
         ``progress`` is an optional object with ``start_round(round, n)``,
         ``advance(outcome)`` and ``end_round(summary)`` (the CLI's rich bars).
-        The executor's workers are released when it returns or raises.
+        One driver at a time: another live driver of the campaign is an error naming it
+        (:class:`~htflow.store.locks.CampaignLocked`), a dead one's lock is taken over, and
+        ``force`` takes any lock. The executor's workers and the lock are released when it
+        returns or raises.
         """
+        self._lock = DriverLock(self.db, self.name)
+        self._lock.acquire(force)
+        if self._lock.taken_over and self.announce:
+            o = self._lock.taken_over
+            self.announce(f"took over campaign {self.name!r} from pid {o.get('pid')} on {o.get('host')}: "
+                          f"{o['reason']}")
         try:
             return self._run(progress)
         finally:
             self.executor.close()
+            self._lock.release()
 
     def _run(self, progress: Any) -> CampaignDoc:
         self.maker  # noqa: B018 (a calculator that cannot be set up fails here, before anything is written)
@@ -244,6 +257,8 @@ class Campaign:
             self.repo.write_results(result)
             self.repo.write_candidates(cand)
         update_best(doc, result, self.objective)
+        if self._lock is not None:
+            self._lock.heartbeat()
         if progress:
             progress.advance(outcome, doc.get("best"))
 

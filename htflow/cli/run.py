@@ -31,6 +31,8 @@ def run(
     address: AddressOpt = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Rows in the final table.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Run even if another driver holds the campaign (use only when it is gone).")] = False,
 ) -> None:
     """Run a campaign to its budget, or continue it where it stopped.
 
@@ -52,7 +54,7 @@ def run(
     )
     before = camp.repo.count_results()
     progress = None if quiet else RoundProgress(out, cfg.objective.name, cfg.search.budget)
-    doc = camp.run(progress=progress)
+    doc = camp.run(progress=progress, force=force)
     _summary(camp, doc, camp.repo.count_results() - before, top)
 
 

@@ -20,10 +20,12 @@ RESULTS = "results"
 JOBS = "jobs"
 JOBS_DATA = "jobs_data"
 MATERIALS = "materials"
-COLLECTIONS = (CAMPAIGNS, CANDIDATES, RESULTS, JOBS, JOBS_DATA, MATERIALS)
+#: one document per campaign being driven: owner (host, pid), started_at, heartbeat_at
+LOCKS = "locks"
+COLLECTIONS = (CAMPAIGNS, CANDIDATES, RESULTS, JOBS, JOBS_DATA, MATERIALS, LOCKS)
 #: the key field of each collection
 KEYS = {CAMPAIGNS: "name", CANDIDATES: "key", RESULTS: "key", JOBS: "uuid", JOBS_DATA: "blob_uuid",
-        MATERIALS: "material_id"}
+        MATERIALS: "material_id", LOCKS: "name"}
 #: candidates and results are keyed by campaign and composition key together
 ENTRY_KEY = ["campaign", "key"]
 
