@@ -75,3 +75,22 @@ def test_a_round_resumed_after_an_interruption_counts_all_its_results():
         in_round = [r for r in camp.results() if r["round"] == rnd]
         assert summary["evaluated"] == len(in_round) == 4, (rnd, summary)
         assert summary["failed"] == sum(r["status"] == "failed" for r in in_round)
+
+
+def test_the_stored_config_never_holds_a_store_password():
+    from htflow.campaign.resume import open_campaign
+    from htflow.schemas.config import CampaignConfig
+    from htflow.store.db import CampaignDB
+    from htflow.store.repository import CampaignRepository
+
+    data = {**small_campaign_config(), "store": "mongodb://admin:hunter2@db.example:27017/?authSource=admin"}
+    cfg = CampaignConfig.model_validate(data)
+    db = CampaignDB(CampaignConfig.model_validate(small_campaign_config() | {"store": "memory://"}).store)
+    repo = CampaignRepository(db, "small")
+    with db:
+        doc = open_campaign(repo, cfg, {})
+        stored = repo.doc()
+    for d in (doc, stored):
+        assert "hunter2" not in str(d["config"]) and d["config"]["store"]["uri"].startswith("mongodb://***@db.example")
+    with db:
+        assert open_campaign(repo, cfg, {})["name"] == "small"  # the same campaign resumes

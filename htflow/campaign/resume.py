@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from htflow.errors import InputError
 from htflow.schemas.config import CampaignConfig, stored_config
 from htflow.schemas.documents import CampaignDoc, CampaignState, CandidateDoc, Status
+from htflow.store.db import redact
 from htflow.store.repository import CampaignRepository, now
 
 #: Config fields that may change when a campaign is resumed.
@@ -52,8 +53,14 @@ def config_changes(old: dict, new: dict) -> list[str]:
 
 
 def open_campaign(repo: CampaignRepository, config: CampaignConfig, calculator: dict) -> CampaignDoc:
-    """The campaign document: created for a new campaign, or checked against a resumed one's config."""
+    """The campaign document: created for a new campaign, or checked against a resumed one's config.
+
+    The stored config never holds a password: a store URI is kept with its credentials hidden
+    (the store may change on resume, so the stored one is only a record).
+    """
     new_cfg = config.model_dump(mode="json")
+    if new_cfg["store"].get("uri"):
+        new_cfg["store"]["uri"] = redact(new_cfg["store"]["uri"])
     doc = repo.doc()
     if doc is None:
         doc = {
