@@ -46,3 +46,21 @@ def run_campaign(cfg: dict, source: str = "test"):
     camp = Campaign(parse_config(copy.deepcopy(cfg), source))
     camp.run()
     return camp
+
+
+class StopAfter:
+    """Progress callback that interrupts the run after ``n`` stored results (a Ctrl-C mid-round)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def start_round(self, rnd, size, label=""):
+        pass
+
+    def advance(self, outcome, best):
+        self.n -= 1
+        if self.n == 0:
+            raise KeyboardInterrupt
+
+    def end_round(self, summary):
+        pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import StopAfter
 
 from htflow.campaign.loop import Campaign
 from htflow.campaign.replay import pool_values, replay
@@ -66,30 +67,12 @@ def test_lookup_energies_equal_the_table_and_the_replay_proposes_what_the_campai
     assert chosen and all(c["prediction"]["std"] > 0 for c in chosen if c["status"] != "pruned")
 
 
-class _StopAfter:
-    """Progress callback that interrupts the run after ``n`` stored results (a Ctrl-C mid-round)."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def start_round(self, rnd, size):
-        pass
-
-    def advance(self, outcome, best):
-        self.n -= 1
-        if self.n == 0:
-            raise KeyboardInterrupt
-
-    def end_round(self, summary):
-        pass
-
-
 def test_resumed_campaign_proposes_exactly_what_an_uninterrupted_one_does(tmp_path, monkeypatch):
     whole, _ = run(pool_campaign(name="whole", seed=5))
     expected = proposals_by_round(whole)
     # interrupted in the middle of round 4 (a model round), then run again
     with pytest.raises(KeyboardInterrupt):
-        run(pool_campaign(name="cut", seed=5), progress=_StopAfter(14))
+        run(pool_campaign(name="cut", seed=5), progress=StopAfter(14))
     cut, doc = run(pool_campaign(name="cut", seed=5))
     assert proposals_by_round(cut) == expected
     assert doc["best"]["key"] == whole.best(1)[0]["key"]

@@ -5,7 +5,7 @@ interruption is counted whole."""
 from __future__ import annotations
 
 import pytest
-from helpers import run_campaign, small_campaign_config
+from helpers import StopAfter, run_campaign, small_campaign_config
 
 from htflow.campaign.loop import Campaign
 from htflow.campaign.validation import parse_config
@@ -46,29 +46,11 @@ def test_a_rerun_of_a_finished_campaign_computes_nothing_until_the_budget_is_rai
     assert more.repo.doc()["stopped_with"] == {"budget": 12, "patience": None}
 
 
-class _StopAfter:
-    """Progress that interrupts the campaign after ``n`` results (a Ctrl-C mid-round)."""
-
-    def __init__(self, n: int):
-        self.n = n
-
-    def start_round(self, rnd, size):
-        pass
-
-    def advance(self, outcome, best):
-        self.n -= 1
-        if self.n == 0:
-            raise KeyboardInterrupt
-
-    def end_round(self, summary):
-        pass
-
-
 def test_a_round_resumed_after_an_interruption_counts_all_its_results():
     cfg = small_campaign_config()
     cfg["search"] = {"sampler": "sobol", "batch_size": 4, "budget": 8, "seed": 2}
     with pytest.raises(KeyboardInterrupt):
-        Campaign(parse_config(cfg)).run(progress=_StopAfter(2))  # round 1: 2 of 4 stored
+        Campaign(parse_config(cfg)).run(progress=StopAfter(2))  # round 1: 2 of 4 stored
     camp = run_campaign(cfg)
     rounds = {r["round"]: r for r in camp.repo.doc()["rounds"]}
     for rnd, summary in rounds.items():
