@@ -75,10 +75,3 @@ def override(**changes: Any) -> Iterator[Settings]:
         yield _current
     finally:
         _current = before
-
-
-def reload() -> Settings:
-    """Read the environment again (after changing ``HTFLOW_*`` variables in a running process)."""
-    global _current
-    _current = Settings()
-    return _current

@@ -87,6 +87,12 @@ class Campaign:
         return EvaluationMaker(relax_maker=self.calculator.relax_maker(self.config.calculator))
 
     @functools.cached_property
+    def calculator_metadata(self) -> dict:
+        """Name and versions recorded with every result (looked up once: package versions cost a
+        metadata read each)."""
+        return self.calculator.metadata()
+
+    @functools.cached_property
     def batch_maker(self) -> Any:
         """The calculator's maker of several structures per job, or None (one structure per flow)."""
         return self.calculator.batch_maker(self.config.calculator)
@@ -120,7 +126,7 @@ class Campaign:
     # -- the steps the loop (and promotion) take ------------------------------------------------
     def open(self) -> CampaignDoc:
         """The campaign document, created or checked for a resume (:func:`resume.open_campaign`)."""
-        return resume.open_campaign(self.repo, self.config, self.calculator.metadata())
+        return resume.open_campaign(self.repo, self.config, self.calculator_metadata)
 
     def references(self, doc: CampaignDoc) -> dict[str, float]:
         """The elements' reference energies per atom, computed on first use."""
@@ -238,11 +244,9 @@ class Campaign:
                 progress.start_round(rnd, len(batch))
         if self.batch_maker is not None and tasks:
             tasks = evaluation.batched(tasks, refs, self.batch_maker)
-        failed = 0
         for outcome in itertools.chain(known, self._outcomes(tasks)):  # stored as each arrives
-            failed += not outcome.ok
             self._store(doc, by_key[outcome.key], outcome, progress)
-        self._end_round(doc, rnd, len(batch), failed, refs, progress)
+        self._end_round(doc, rnd, refs, progress)
 
     def _outcomes(self, tasks: list) -> Iterator[Outcome]:
         for outcome in self.executor.run(tasks, self.db.job_store()):
@@ -250,7 +254,7 @@ class Campaign:
 
     def _store(self, doc: CampaignDoc, cand: CandidateDoc, outcome: Outcome, progress: Any) -> None:
         """Write one result with its candidate's new status, in one transaction."""
-        result = evaluation.result_doc(self.config, self.calculator.metadata(), self.builder, cand, outcome)
+        result = evaluation.result_doc(self.config, self.calculator_metadata, self.builder, cand, outcome)
         cand["status"] = result["status"]
         cand["finished_at"] = now()
         with self.db.transaction():
@@ -262,8 +266,7 @@ class Campaign:
         if progress:
             progress.advance(outcome, doc.get("best"))
 
-    def _end_round(self, doc: CampaignDoc, rnd: int, evaluated: int, failed: int, refs: dict[str, float],
-                   progress: Any) -> None:
+    def _end_round(self, doc: CampaignDoc, rnd: int, refs: dict[str, float], progress: Any) -> None:
         """The hull, the Pareto front and the round's summary, once its results are in."""
         fields = ["key", "counts", "energy_per_atom", "status", "formula", "e_above_hull",
                   *(o.name for o in self.config.objectives)]
@@ -273,7 +276,7 @@ class Campaign:
         best = doc.get("best") or {}
         # the whole round's results: a resumed round evaluated only what an interruption left
         statuses = [r["status"] for r in self.repo.results(properties=["status"], rnd=rnd)]
-        evaluated, failed = max(evaluated, len(statuses)), max(failed, statuses.count(Status.FAILED))
+        evaluated, failed = len(statuses), statuses.count(Status.FAILED)
         summary = next((r for r in doc["rounds"] if r["round"] == rnd), {"round": rnd})
         summary.update({"round": rnd, "evaluated": evaluated, "failed": failed, "hull": hull,
                         **({"pareto": pareto} if pareto else {}), "best_key": best.get("key"),
