@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     lock_stale_seconds: Annotated[float, Field(gt=0)] = 6 * 3600.0
     #: ``htflow serve``: most documents one API request may return
     api_max_limit: Annotated[int, Field(ge=1)] = 1000
+    #: ``htflow serve``: seconds one request's queries may run before they are stopped (answered 400)
+    api_query_seconds: Annotated[float, Field(gt=0)] = 5.0
 
 
 _current: Settings | None = None

@@ -8,17 +8,15 @@ event loop's thread) and never builds a campaign: plots come from a read-only
 from __future__ import annotations
 
 import logging
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from htflow.report.html import PLOTS, campaign_plots
-from htflow.report.view import CampaignView
+from htflow.report.html import PLOTS
 from htflow.schemas.documents import Status
+from htflow.server.plots import plot_key
 from htflow.server.queries import COLLECTIONS, HEAVY_FIELDS, BadQuery, parse_query
 from htflow.store.db import CampaignDB
 from htflow.store.query import QueryError
@@ -82,22 +80,15 @@ async def campaign(request: Request, name: str) -> Any:
 
 @router.get("/campaigns/{name}/plots/{plot}.png")
 async def plot(request: Request, name: str, plot: str) -> Any:
-    """One of the report's plots, drawn from the store when first asked for (cached until the
-    campaign changes)."""
+    """One of the report's plots, drawn on the plot worker's thread when first asked for (cached
+    until the campaign changes)."""
     if plot not in PLOTS:
         return JSONResponse({"error": f"unknown plot {plot!r}; plots: {', '.join(PLOTS)}"}, status_code=404)
     d = _db(request)
     doc = d.campaigns.query_one({"name": name})
     if doc is None:
         return JSONResponse({"error": f"no campaign named {name!r}"}, status_code=404)
-    cache = request.app.state.plot_cache
-    key = (name, plot, str(doc.get("updated_at")), d.results.count({"campaign": name}))
-    if key not in cache:
-        view = CampaignView.open(d, doc)
-        with tempfile.TemporaryDirectory(prefix="htflow-plot-") as tmp:
-            made = campaign_plots(view, doc, view.summaries(), Path(tmp), only=plot)[f"{plot}.png"]
-            cache[key] = made.read_bytes() if made else None
-    png = cache[key]
+    png = await request.app.state.plots().get(plot_key(d, doc, plot))
     if png is None:
         return JSONResponse({"error": f"{plot}: not enough results yet"}, status_code=404)
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})

@@ -13,10 +13,12 @@
 
 Only GET exists. A bad query is a 400 with one message naming what is wrong;
 nothing else the server meets is shown to the client (a 500 says only
-"internal error"), and connection strings never appear in answers or logs.
-Endpoints are ``async`` so every request runs on the event loop's one
-thread, which owns the store's connection (SQLite connections belong to one
-thread).
+"internal error" and the request id, :mod:`htflow.server.guard`), and
+connection strings never appear in answers or logs. Endpoints are ``async``
+so every request runs on the event loop's one thread, which owns the store's
+connection (SQLite connections belong to one thread); queries are bounded in
+time, and plots are drawn on a worker thread with its own connection
+(:mod:`htflow.server.plots`), so neither holds the other endpoints.
 """
 
 from __future__ import annotations
@@ -30,11 +32,14 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from htflow.schemas.config import StoreConfig
 from htflow.server.api import materials_behind, router
+from htflow.server.guard import Guard, bad_parameters
 from htflow.server.optimade import OptimadeMirror
+from htflow.server.plots import PlotWorker
 from htflow.server.queries import BadQuery
 from htflow.store.db import CampaignDB
 
@@ -62,32 +67,37 @@ def create_app(store_cfg: StoreConfig, optimade: bool = True,
     ``/optimade``; ``public_url`` is where clients reach this server (OPTIMADE
     answers carry absolute links).
     """
-    state: dict[str, CampaignDB] = {}
+    state: dict[str, Any] = {}
 
     def db() -> CampaignDB:
         if "db" not in state:
             state["db"] = CampaignDB(store_cfg).connect()
         return state["db"]
 
+    def plots() -> PlotWorker:
+        if "plots" not in state:
+            state["plots"] = PlotWorker(db())
+        return state["plots"]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        if "plots" in state:
+            state.pop("plots").close()
         if "db" in state:
             state.pop("db").close()
 
     app = FastAPI(title="htflow", description="Read-only access to an htflow store.",
                   docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
     app.state.db = db
-    app.state.plot_cache = {}
+    app.state.plots = plots
 
     @app.exception_handler(BadQuery)
     async def bad_query(request: Request, exc: BadQuery) -> Any:
         return JSONResponse({"error": str(exc)}, status_code=400)
 
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception) -> Any:  # never a traceback or a URI
-        logger.error("internal error on %s: %s", request.url.path, type(exc).__name__)
-        return JSONResponse({"error": "internal error"}, status_code=500)
+    app.add_exception_handler(RequestValidationError, bad_parameters)
+    app.add_middleware(Guard)
 
     if optimade:
         _mount_optimade(app, db, public_url)

@@ -25,9 +25,11 @@ from importlib.resources import files
 from typing import Any
 
 import pydash
+from fastapi.exceptions import RequestValidationError
 from pymatgen.core import Structure
 
 from htflow import __version__
+from htflow.server.guard import request_id, validation_message
 
 PREFIX = "htflow"
 REFRESH_SECONDS = 5.0
@@ -126,6 +128,48 @@ def _quiet_import() -> None:
         os.environ["OPTIMADE_CONFIG_FILE"] = str(files("htflow") / "data" / "optimade.json")
 
 
+MAX_FILTER_DEPTH = 32
+
+
+def _short_errors(app: Any) -> None:
+    """OPTIMADE error bodies that name the problem in one line and never carry a path or a traceback:
+    bad parameters are 400 (the package answers 500 with its source file), a filter nested past
+    :data:`MAX_FILTER_DEPTH` parentheses is 400 (the parser would hit Python's recursion limit),
+    anything unexpected is 500 "internal error" with the request id."""
+    from optimade.models import OptimadeError  # heavy: reads its settings when first imported
+    from optimade.server.exception_handlers import general_exception  # heavy: as above
+
+    def answer(request: Any, exc: Exception, status: int, title: str, detail: str) -> Any:
+        return general_exception(request, exc, status_code=status,
+                                 errors=[OptimadeError(detail=detail, status=str(status), title=title)])
+
+    def bad_parameters(request: Any, exc: RequestValidationError) -> Any:
+        return answer(request, exc, 400, "Bad Request", validation_message(exc))
+
+    def too_deep(request: Any, exc: RecursionError) -> Any:
+        return answer(request, exc, 400, "Bad Request", "filter: nested too deeply")
+
+    def internal(request: Any, exc: Exception) -> Any:
+        detail = f"internal error (request {request_id(request)})"
+        return answer(request, exc, 500, "Internal Server Error", detail)
+
+    app.add_exception_handler(RequestValidationError, bad_parameters)
+    app.add_exception_handler(RecursionError, too_deep)
+    app.add_exception_handler(Exception, internal)
+
+    @app.middleware("http")
+    async def shallow_filters(request: Any, call_next: Any) -> Any:
+        text = request.query_params.get("filter") or ""
+        depth = deepest = 0
+        for c in text:
+            depth += (c == "(") - (c == ")")
+            deepest = max(deepest, depth)
+        if deepest > MAX_FILTER_DEPTH:
+            return answer(request, ValueError(), 400, "Bad Request",
+                          f"filter: parentheses nested deeper than {MAX_FILTER_DEPTH} levels")
+        return await call_next(request)
+
+
 class OptimadeMirror:
     """The OPTIMADE app plus its in-memory copy of the store's materials."""
 
@@ -140,6 +184,7 @@ class OptimadeMirror:
         self.refresh_seconds = refresh_seconds
         self.config = _config(f"htflow_{uuid.uuid4().hex[:12]}", base_url)
         self.app = create_app(self.config, logger_tag="htflow")
+        _short_errors(self.app)
         self.collection = self.app.state.entry_collections["structures"].collection
         self._signature: tuple | None = None
         self._checked = 0.0

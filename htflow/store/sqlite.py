@@ -26,6 +26,7 @@ from mongomock.filtering import filter_applies, resolve_sort_key
 
 from htflow.store.codec import dumps, loads, project
 from htflow.store.connections import close_all, connect_file
+from htflow.store.limits import check_deadline, has_regex, linear_filter
 from htflow.store.planning import Tables, order_parts, plan_query
 from htflow.store.query import (
     QueryError,
@@ -35,6 +36,12 @@ from htflow.store.query import (
     is_multikey_value,
     translate,
 )
+
+
+def _matcher(criteria: dict | None) -> Any:
+    """mongomock's filter engine on ``criteria``, with any ``$regex`` run by RE2."""
+    crit = linear_filter(criteria) if has_regex(criteria) else (criteria or {})
+    return lambda doc: filter_applies(crit, doc)
 
 
 class SQLiteStore(Store):
@@ -295,9 +302,12 @@ class SQLiteStore(Store):
     def _select(self, criteria: dict | None) -> Iterator[tuple[int, dict]]:
         """Yield (id, doc) for matching documents in insertion order."""
         sql, params, check, _, _ = self._plan(criteria)
-        for doc_id, text in self._collection._conn.execute(sql, params):
+        matches = _matcher(criteria) if check else None
+        for n, (doc_id, text) in enumerate(self._collection._conn.execute(sql, params)):
+            if n % 256 == 255:
+                check_deadline()
             doc = loads(text)
-            if check and not filter_applies(criteria, doc):
+            if matches and not matches(doc):
                 continue
             yield doc_id, doc
 
@@ -340,10 +350,12 @@ class SQLiteStore(Store):
                     node[last] = loads(text)
                 yield doc
             return
+        matches = _matcher(criteria) if check else None
         docs: Iterator[dict] = (
             doc
-            for _, text in rows
-            if (doc := loads(text)) is not None and (not check or filter_applies(criteria, doc))
+            for n, (_, text) in enumerate(rows)
+            if (n % 256 != 255 or check_deadline() is None)
+            and (doc := loads(text)) is not None and (not matches or matches(doc))
         )
         if in_sql:
             for doc in docs:
