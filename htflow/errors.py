@@ -10,3 +10,8 @@ class InputError(ValueError):
 
 class CampaignError(RuntimeError):
     """The campaign cannot go on (not a bad input: e.g. a reference calculation failed)."""
+
+
+class StoreError(InputError):
+    """A store that cannot be used as it is (damaged, read-only, locked, full, missing): the message
+    names the file and what to do. Exit status 2, like other bad input."""

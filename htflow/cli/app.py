@@ -11,6 +11,7 @@ report, query, export, build, serve).
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +21,7 @@ import typer
 from rich.console import Console
 
 from htflow.errors import CampaignError, InputError
+from htflow.store.connections import close_all, open_files, store_error
 
 app = typer.Typer(
     name="htflow",
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> None:
         for line in str(exc).splitlines():
             print(f"error: {line}", file=sys.stderr)
         sys.exit(2)
+    except sqlite3.Error as exc:  # met after the store was opened: damage found on a read, a full disk
+        files = open_files()
+        print(f"error: {store_error(exc, files[0] if len(files) == 1 else None)}", file=sys.stderr)
+        sys.exit(2)
     except CampaignError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
@@ -89,6 +95,16 @@ def main(argv: list[str] | None = None) -> None:
         print("\naborted", file=sys.stderr)
         sys.exit(130)
     except typer.TyperException as exc:  # usage errors: bad option values, unknown commands
-        if hasattr(exc, "show"):
-            exc.show()
-        sys.exit(getattr(exc, "exit_code", 2))
+        print(f"error: {_usage_message(exc)}", file=sys.stderr)
+        sys.exit(2)
+    finally:
+        close_all()  # the write-ahead log checkpointed into the store file
+
+
+def _usage_message(exc: typer.TyperException) -> str:
+    """Click's usage error as one line (the option, what is wrong, where to look)."""
+    text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    message = " ".join(text.split())
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "htflow"
+    return f"{message} (see {command} --help)"

@@ -47,6 +47,7 @@ def run(
     cfg = load_config(file, store=store, executor=_executor_overrides(executor, workers, address, cluster))
     out = console()
     camp = Campaign(cfg, announce=lambda line: out.print(line, highlight=False, soft_wrap=True))
+    camp.db.connect()  # a damaged, locked or unwritable store is refused before anything is said or done
     out.print(
         f"[bold]{cfg.name}[/]: {len(cfg.space.elements)} elements ({', '.join(camp.space.elements)}), "
         f"{cfg.structure.prototype} {cfg.structure.n_atoms} atoms, calculator {cfg.calculator.name}, "
@@ -56,6 +57,7 @@ def run(
     progress = None if quiet else RoundProgress(out, cfg.objective.name, cfg.search.budget)
     doc = camp.run(progress=progress, force=force)
     _summary(camp, doc, camp.repo.count_results() - before, top)
+    camp.db.close()
 
 
 def _summary(camp: Any, doc: dict, new: int, top: int) -> None:

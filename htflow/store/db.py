@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,10 @@ from maggma.core import Store
 from maggma.stores import MemoryStore, MongoURIStore
 from pymongo.uri_parser import parse_uri
 
-from htflow.errors import InputError
+from htflow.errors import InputError, StoreError
 from htflow.schemas.config import StoreConfig
 from htflow.schemas.documents import COLLECTIONS, KEYS
+from htflow.store.connections import backup, quick_check
 from htflow.store.sqlite import SQLiteStore
 
 DB_FILE = "htflow.sqlite"
@@ -100,10 +102,55 @@ class CampaignDB:
             return f"MongoDB database {self.cfg.database!r} at {redact(self.cfg.uri or '')}"
         return "memory (not persistent)"
 
+    @property
+    def file(self) -> Path | None:
+        """The embedded store's SQLite file (None for other backends)."""
+        return Path(self.cfg.path) / DB_FILE if self.cfg.backend == "embedded" else None
+
+    def integrity(self) -> list[str]:
+        """SQLite's full ``integrity_check`` of the embedded file, plus a read of every document;
+        an empty list when the store is whole (other backends: nothing to check here)."""
+        if self.file is None:
+            return []
+        try:  # a connection of its own: the shared ones refuse a damaged file on opening
+            conn = sqlite3.connect(f"file:{self.file}?mode=ro", uri=True)
+            try:
+                problems = quick_check(conn, full=True)
+            finally:
+                conn.close()
+        except sqlite3.DatabaseError as exc:
+            return [str(exc)]
+        if problems:
+            return problems
+        for name, store in self.stores.items():
+            try:
+                store.connect()
+                for _ in store.query({}):
+                    pass
+            except Exception as exc:  # a document that cannot be decoded is a finding, not a crash
+                problems.append(f"{name}: {type(exc).__name__}: {exc}")
+        return problems
+
+    def backup(self, dest: Path) -> int:
+        """Copy the embedded store, live or not, into the new folder ``dest`` (SQLite's online backup
+        API: consistent even while a campaign writes); returns the pages copied."""
+        if self.file is None:
+            raise InputError(f"backup copies the embedded store; {self.location} is backed up with "
+                             "its own tools (mongodump for MongoDB)")
+        if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+            raise InputError(f"{dest} exists and is not an empty folder; give a new folder for the copy")
+        if not self.file.exists():
+            raise InputError(f"no htflow store at {self.file}")
+        dest.mkdir(parents=True, exist_ok=True)
+        return backup(self.file, dest / DB_FILE)
+
     def exists(self) -> bool:
         """Whether the store holds data already (without creating it)."""
-        if self.cfg.backend == "embedded":
-            return (Path(self.cfg.path) / DB_FILE).exists()
+        if self.file is not None:
+            if self.file.is_symlink() and not self.file.exists():
+                raise StoreError(f"{self.file} is a symbolic link that leads nowhere (a loop or a missing "
+                                 "target); point it at the store file or remove it")
+            return self.file.exists()
         return True
 
     def connect(self) -> CampaignDB:
@@ -111,10 +158,14 @@ class CampaignDB:
         self._depth += 1
         if self._depth > 1:
             return self
-        for name, store in self.stores.items():
-            store.connect()
-            for field in INDEXES.get(name, []):
-                store.ensure_index(field)
+        try:
+            for name, store in self.stores.items():
+                store.connect()
+                for field in INDEXES.get(name, []):
+                    store.ensure_index(field)
+        except BaseException:
+            self._depth -= 1
+            raise
         return self
 
     def close(self) -> None:
