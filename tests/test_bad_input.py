@@ -41,7 +41,24 @@ CASES = [
     ("bound-not-a-pair", "space.bounds", {"Cu": [0.1]}, ["space.bounds.Cu"]),
     ("step-not-1-over-k", "space.step", 0.3, ["space.step", "0.3", "1/k"]),
     ("step-unrealisable", "space.step", 0.1, ["space.step", "1.6 atoms", "allowed steps"]),
-    ("step-negative", "space.step", -0.25, ["space.step", "greater than 0"]),
+    ("step-negative", "space.step", -0.25, ["space.step", "greater than or equal to 0.0001"]),
+    ("step-tiny", "space.step", 1e-300, ["space.step", "greater than or equal to 0.0001", "got 1e-300"]),
+    ("step-as-string", "space.step", "0.125", ["space.step", "valid number", "'0.125'"]),
+    ("max-elements-bool", "space.max_elements", True, ["space.max_elements", "valid integer", "True"]),
+    ("max-pool-float", "space.max_pool", 1e40, ["space.max_pool", "valid integer"]),
+    ("max-pool-huge", "space.max_pool", 10**40, ["space.max_pool", "less than or equal to 1000000000"]),
+    ("seed-negative", "search.seed", -1, ["search.seed", "greater than or equal to 0"]),
+    ("seed-too-big", "search.seed", 2**80, ["search.seed", "less than or equal to 4294967295"]),
+    ("budget-float", "search.budget", 1e100, ["search.budget", "valid integer"]),
+    ("budget-huge", "search.budget", 10**30, ["search.budget", "less than or equal to 1000000000"]),
+    ("steps-float", "calculator.steps", 1e20, ["calculator.steps", "valid integer"]),
+    ("batch-as-string", "search.batch_size", "4", ["search.batch_size", "valid integer", "'4'"]),
+    ("target-nan", "objectives", [{"name": "formation_energy_per_atom", "target": float("nan")}],
+     ["objectives[0].target", "finite number"]),
+    ("objective-twice", "objectives", [{"name": "formation_energy_per_atom"},
+                                       {"name": "formation_energy_per_atom", "goal": "maximize"}],
+     ["objectives", "formation_energy_per_atom is listed more than once"]),
+    ("store-empty", "store", "", ["store.path", "at least 1 character"]),
     ("mode-typo", "space.mode", "grdi", ["space.mode", "'grid' or 'continuous'", "'grdi'"]),
     ("max-elements-0", "space.max_elements", 0, ["space.max_elements", "greater than or equal to 1"]),
     ("max-elements-too-many", "space.max_elements", 5, ["space.max_elements", "1 to 3"]),
@@ -127,10 +144,13 @@ CASES = [
 
 
 def _run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
+    try:
         main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
     out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+    return code, out.out, out.err
 
 
 @pytest.mark.parametrize(("case", "path", "value", "words"), CASES, ids=[c[0] for c in CASES])
@@ -156,6 +176,15 @@ def test_bad_campaign_file(case, path, value, words, small_campaign, tmp_path, c
         ("", ["must be a YAML mapping", "empty"]),
         ("- a\n- b\n", ["must be a YAML mapping", "list"]),
         ("name: x\n\tspace: {}\n", ["malformed YAML"]),
+        ("name: x\nsearch: {}\nname: y\n", ["key 'name' appears twice (lines 1 and 3)"]),
+        ("name: x\nsearch: {seed: " + "9" * 5000 + "}\n", ["a value cannot be read", "4300 digits"]),
+        ("name: x\ndescription: " + "[" * 5000 + "]" * 5000 + "\n", ["nested deeper than 40 levels"]),
+        ("name: x\ndescription: " + "[" * 45 + "]" * 45 + "\n", ["nested deeper than 40 levels"]),
+        ("name: x\n" + "#" * (1 << 20) + "\n", ["larger than 1 MiB"]),
+        # a "billion laughs": nine aliases of nine aliases..., 10^9 values from 700 bytes
+        ("name: x\ndescription:\n  a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+            f"  {c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)),
+         ["expands to more than 100000 values"]),
     ],
 )
 def test_malformed_yaml(text, words, tmp_path, capsys):
@@ -174,6 +203,8 @@ def test_missing_file_and_folder(tmp_path, capsys):
     assert code == 2 and "no such campaign file" in err
     code, _, err = _run(["run", str(tmp_path)], capsys)
     assert code == 2 and "is a folder" in err
+    code, _, err = _run(["validate", "/dev/zero"], capsys)
+    assert code == 2 and "is not a regular file" in err and len(err.strip().splitlines()) == 1
 
 
 def test_store_path_is_a_file(small_campaign, tmp_path, capsys):
@@ -236,11 +267,26 @@ def test_query_without_store_says_so(capsys):
     assert not Path("htflow-data").exists()
 
 
-def test_usage_errors_exit_2(capsys):
-    code, _, _ = _run(["query", "--limit", "-1"], capsys)
-    assert code == 2
-    code, _, _ = _run(["frobnicate"], capsys)
-    assert code == 2
+def test_usage_errors_exit_2_with_one_line(capsys):
+    code, _, err = _run(["query", "--limit", "-1"], capsys)
+    assert code == 2 and err.strip().splitlines() == [
+        "error: Invalid value for '--limit': Input should be greater than or equal to 0 (see htflow query --help)"]
+    code, _, err = _run(["frobnicate"], capsys)
+    assert code == 2 and err.strip().splitlines() == ["error: No such command 'frobnicate'. (see htflow --help)"]
+    code, _, err = _run(["run", "--nope"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "No such option: --nope" in err
+
+
+def test_output_paths_that_cannot_be_written(small_campaign, tmp_path, capsys):
+    cfg = {**small_campaign, "search": {"sampler": "sobol", "batch_size": 2, "budget": 2, "seed": 1}}
+    assert _run(["run", "-q", str(write_yaml(tmp_path / "c.yaml", cfg))], capsys)[0] == 0
+    (tmp_path / "report.html").write_text("mine")
+    for argv, words in ((["export", "small", "-o", "missing/x.json"], "the folder missing does not exist"),
+                        (["export", "small", "-o", "/dev/full"], "cannot write /dev/full"),
+                        (["report", "small", "-o", "report.html"], "exists and is not a folder")):
+        code, _, err = _run(argv, capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+    assert (tmp_path / "report.html").read_text() == "mine"
 
 
 def test_real_process_prints_no_traceback(small_campaign, tmp_path):

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Not standalone: our errors propagate here. Typer then turns Ctrl-C and
         # typer.Exit into a returned exit code instead of raising.
-        rv = app(args=argv, standalone_mode=False)
+        rv = app(args=argv, prog_name="htflow", standalone_mode=False)
         if rv == 130:
             print(INTERRUPTED, file=sys.stderr)
         if isinstance(rv, int) and rv:

@@ -64,6 +64,9 @@ def report(
     """
     from htflow.report import CampaignView, write_report  # lazy: CLI start-up (matplotlib, scikit-learn)
 
+    if out is not None and out.exists() and not out.is_dir():
+        raise InputError(f"--out: {out} exists and is not a folder; the report is a folder (index.html "
+                         "and its PNGs): give a folder name")
     db = open_db(store)
     with db:
         view = CampaignView.open(db, campaign_doc(db, name))

@@ -128,6 +128,9 @@ def export(
         raise InputError("--format: export writes json or csv; allowed: json, csv")
     if output is not None and output.is_dir():
         raise InputError(f"--output: {output} is a folder; give a file name")
+    if output is not None and not output.parent.is_dir():
+        raise InputError(f"--output: the folder {output.parent} does not exist; create it or give another "
+                         "path")
     db = open_db(store)
     with db:
         campaign_doc(db, name)
@@ -141,5 +144,8 @@ def export(
     if output is None:
         sys.stdout.write(buf.getvalue())
     else:
-        output.write_text(buf.getvalue())
+        try:
+            output.write_text(buf.getvalue())
+        except OSError as exc:
+            raise InputError(f"--output: cannot write {output} ({exc.strerror or exc})") from None
         console(stderr=True).print(f"wrote {len(rows)} results to {output}")

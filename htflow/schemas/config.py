@@ -2,7 +2,12 @@
 
 Unknown keys are errors (a typo must not pass silently), and every invalid
 value is reported as one line naming the field path, the value and what is
-allowed (:func:`htflow.schemas.messages.format_validation_error`). The models
+allowed (:func:`htflow.schemas.messages.format_validation_error`). Values are
+strict: no string becomes a number (``step: "0.125"``), no boolean a number
+(``max_elements: true``), no float an integer (``budget: 1e6``); floats are
+finite, and every number is bounded to what the code can take (seeds fit 32
+bits, counts stay far inside 64 bits), so what ``validate`` accepts ``run``
+can run. The models
 import no other layer of htflow: checks that need the space, the calculators,
 the samplers or the store run in :mod:`htflow.campaign.validation`, still
 before anything is written.
@@ -31,10 +36,24 @@ from htflow.settings import get_settings
 from htflow.utils.yaml import read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+#: the largest seed numpy's generators take
+MAX_SEED = 2**32 - 1
+#: the most evaluations, steps, or candidates a campaign may ask for
+MAX_COUNT = 10**9
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, strict=True,
+                              allow_inf_nan=False)
+
+
+def _tuples(value: Any) -> Any:
+    """YAML has lists, not tuples: pairs given as lists are taken as pairs (strict mode would not)."""
+    if isinstance(value, dict):
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    if isinstance(value, list):
+        return [tuple(v) if isinstance(v, list) else v for v in value]
+    return value
 
 
 class ConstraintsConfig(_Strict):
@@ -45,6 +64,8 @@ class ConstraintsConfig(_Strict):
     forbidden_pairs: list[tuple[str, str]] = Field(default_factory=list)
     prices: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
 
+    _pairs = field_validator("forbidden_pairs", mode="before")(lambda cls, v: _tuples(v))
+
 
 class SpaceConfig(_Strict):
     """Which compositions may be proposed (:func:`htflow.space.build_space` makes the space)."""
@@ -52,10 +73,13 @@ class SpaceConfig(_Strict):
     elements: Annotated[list[str], Field(min_length=1, max_length=30)]
     bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
     mode: Literal["grid", "continuous"] = "grid"
-    step: Annotated[float, Field(gt=0, le=1)] | None = 0.25
-    max_elements: Annotated[int, Field(ge=1)] | None = None
-    max_pool: Annotated[int, Field(ge=1)] = Field(default_factory=lambda: get_settings().max_pool)
+    step: Annotated[float, Field(ge=1e-4, le=1)] | None = 0.25
+    max_elements: Annotated[int, Field(ge=1, le=30)] | None = None
+    max_pool: Annotated[int, Field(ge=1, le=MAX_COUNT)] = Field(
+        default_factory=lambda: get_settings().max_pool)
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
+
+    _bounds = field_validator("bounds", mode="before")(lambda cls, v: _tuples(v))
 
     @field_validator("constraints", mode="before")
     @classmethod
@@ -82,7 +106,7 @@ class CalculatorConfig(_Strict):
     name: str = "emt"
     relax: bool = True
     fmax: Annotated[float, Field(gt=0)] = 0.05
-    steps: Annotated[int, Field(ge=0)] = 500
+    steps: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 500
     options: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("options")
@@ -127,7 +151,7 @@ class PruneConfig(_Strict):
     kappa: Annotated[float, Field(ge=0)] = 3.0
     margin: Annotated[float, Field(ge=0)] = 0.0
     min_r2: Annotated[float, Field(le=1)] = 0.8
-    min_results: Annotated[int, Field(ge=2)] = 20
+    min_results: Annotated[int, Field(ge=2, le=MAX_COUNT)] = 20
 
 
 class SurrogateConfig(_Strict):
@@ -139,7 +163,7 @@ class SurrogateConfig(_Strict):
     beta: Annotated[float, Field(ge=0)] = 2.0
     xi: Annotated[float, Field(ge=0)] = 0.0
     batch: Literal["believer", "top"] = "believer"
-    initial: Annotated[int, Field(ge=2)] = 8
+    initial: Annotated[int, Field(ge=2, le=MAX_COUNT)] = 8
     initial_sampler: str = "sobol"
     cv_folds: Annotated[int, Field(ge=0, le=50)] = 5
     candidates: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
@@ -164,9 +188,9 @@ class SearchConfig(_Strict):
 
     sampler: str = "surrogate"
     batch_size: Annotated[int, Field(ge=1, le=100_000)] = 8
-    budget: Annotated[int, Field(ge=1)]
-    seed: int = 0
-    patience: Annotated[int, Field(ge=1)] | None = None
+    budget: Annotated[int, Field(ge=1, le=MAX_COUNT)]
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    patience: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
     surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig)
 
 
@@ -175,14 +199,14 @@ class LocalExecutorConfig(_Strict):
     """Evaluations run one after another in the driver's process (the default)."""
 
     type: Literal["local"] = "local"
-    walltime: Annotated[float, Field(gt=0)] | None = None
+    walltime: Annotated[float, Field(gt=0, le=1e7)] | None = None
 
 
 class DaskExecutorConfig(_Strict):
     """Evaluations run on Dask workers: a LocalCluster, a running scheduler, or a cluster file."""
 
     type: Literal["dask"] = "dask"
-    walltime: Annotated[float, Field(gt=0)] | None = None
+    walltime: Annotated[float, Field(gt=0, le=1e7)] | None = None
     workers: Annotated[int, Field(ge=1, le=100_000)] | None = None
     threads_per_worker: Annotated[int, Field(ge=1, le=1024)] = 1
     address: Annotated[str, Field(pattern=r"^(tcp|tls|ucx|inproc|ws|wss)://\S+$")] | None = None
@@ -218,7 +242,7 @@ class FireWorksExecutorConfig(_Strict):
 
     type: Literal["fireworks"] = "fireworks"
     launchpad: str | None = None
-    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    poll_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
     rlaunch: bool = False
     #: refused with a pointer to where FireWorks takes wall times
     walltime: None = None
@@ -265,7 +289,7 @@ class StoreConfig(_Strict):
     """Where results live: embedded (default), MongoDB, or memory (tests)."""
 
     backend: Literal["embedded", "mongodb", "memory"] = "embedded"
-    path: str = "htflow-data"
+    path: Annotated[str, Field(min_length=1)] = "htflow-data"
     uri: str | None = None
     database: str = "htflow"
 
@@ -282,7 +306,7 @@ class CampaignConfig(_Strict):
     """A whole campaign file."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)]
-    description: str = ""
+    description: Annotated[str, Field(max_length=10_000)] = ""
     space: SpaceConfig
     structure: StructureConfig = Field(default_factory=StructureConfig)
     calculator: CalculatorConfig = Field(default_factory=CalculatorConfig)
@@ -302,6 +326,16 @@ class CampaignConfig(_Strict):
     @classmethod
     def _store_shorthand(cls, value: Any) -> Any:
         return store_from_shorthand(value) if isinstance(value, str) else value
+
+    @field_validator("objectives")
+    @classmethod
+    def _unique_objectives(cls, value: list[ObjectiveConfig]) -> list[ObjectiveConfig]:
+        names = [o.name for o in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"objective {', '.join(twice)} is listed more than once; each objective "
+                             "names a different property")
+        return value
 
     @property
     def objective(self) -> ObjectiveConfig:
