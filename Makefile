@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: demo test venv browser lint bench bench-al clean
+.PHONY: demo test fuzz venv browser lint bench bench-al clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ TEST_WORKERS ?= 2
 
 test: $(STAMP) browser  ## run the test suite
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
+fuzz: $(STAMP)  ## the Hypothesis fuzz suite at full size (make test runs 40 examples per property)
+	HTFLOW_FUZZ=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests/test_fuzz.py
 
 # The dashboard's browser test drives a system Chromium (Playwright's own browser download
 # cannot work offline). Installed with apt-get where we may; otherwise that test is skipped.

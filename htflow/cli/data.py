@@ -18,7 +18,7 @@ from htflow.cli.common import campaign_doc, open_db
 from htflow.cli.common import fmt as fmt_value
 from htflow.errors import InputError
 from htflow.store.db import CampaignDB
-from htflow.store.filters import check_filter
+from htflow.store.filters import QUERY_FAILURES, check_filter
 from htflow.store.query import QueryError, check_field
 from htflow.store.sqlite import dumps
 
@@ -50,7 +50,7 @@ def _query_rows(db: CampaignDB, collection: str, filt: dict, fields: list[str] |
     store = db.collection(collection)
     try:
         rows = list(store.query(filt, properties=fields, sort=sort_spec or None, limit=limit))
-    except (QueryError, ValueError, TypeError) as exc:
+    except QUERY_FAILURES as exc:
         raise InputError(f"--filter: cannot run this query ({exc})") from None
     for r in rows:
         r.pop("_id", None)

@@ -19,7 +19,7 @@ from htflow.schemas.documents import Status
 from htflow.server.plots import plot_key
 from htflow.server.queries import COLLECTIONS, HEAVY_FIELDS, BadQuery, parse_query
 from htflow.store.db import CampaignDB
-from htflow.store.query import QueryError
+from htflow.store.filters import QUERY_FAILURES
 from htflow.store.repository import CampaignRepository
 
 logger = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ async def query(request: Request, collection: str, filter: str | None = None, fi
         count = store.count(q["criteria"])
         rows = list(store.query(q["criteria"], properties=q["properties"], sort=q["sort"],
                                 skip=q["skip"], limit=q["limit"])) if q["limit"] else []
-    except (QueryError, ValueError, TypeError) as exc:
+    except QUERY_FAILURES as exc:
         raise BadQuery(f"cannot run this query ({exc})") from None
     for r in rows:
         r.pop("_id", None)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo.errors import PyMongoError
+
 from htflow.store.limits import REGEX_OPTIONS, compile_linear
 from htflow.store.query import QueryError
 
@@ -26,6 +28,9 @@ ALLOWED_OPERATORS = frozenset(
         "$mod",
     }
 )  # fmt: skip
+#: what running a checked filter may still raise (mongomock and MongoDB refuse some combinations
+#: the checker lets through); callers answer these as a bad query, never as a crash
+QUERY_FAILURES = (QueryError, ValueError, TypeError, PyMongoError, NotImplementedError)
 MAX_DEPTH = 8
 MAX_NODES = 1000
 MAX_STRING = 1000
@@ -85,6 +90,9 @@ class _Walk:
             raise QueryError(f"{path}: mix of operators and fields; use either {{'$op': value}} "
                              "or a plain value")
         _refuse_operator(key, path)
+        if key in ("$and", "$or", "$nor"):
+            raise QueryError(f"{path}: {key} combines whole filters, so it belongs at the top level, e.g. "
+                             f'{{"{key}": [{{"a": 1}}, {{"b": 2}}]}}')
         if key in ("$in", "$nin", "$all"):
             if not isinstance(sub, list):
                 raise QueryError(f"{path} must be a list, got {_short(sub)}")
@@ -101,7 +109,8 @@ class _Walk:
             else:
                 self.filter(sub, path, depth)
         elif key == "$not":
-            if not isinstance(sub, dict) or not sub:
+            if not isinstance(sub, dict) or not sub or not all(isinstance(k, str) and k.startswith("$")
+                                                               for k in sub):
                 raise QueryError(f"{path} must be a JSON object of operators, e.g. {{\"$gt\": 0}}")
             self.condition(sub, path, depth)
         elif key == "$regex":
