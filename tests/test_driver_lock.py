@@ -85,3 +85,35 @@ def test_a_live_lock_on_another_host_holds_until_its_heartbeat_is_stale(monkeypa
     other.acquire()
     forced.acquire(force=True)
     assert forced.taken_over["reason"] == "--force"
+
+
+def test_two_drivers_taking_over_one_stale_lock_at_once_on_mongodb_one_wins(monkeypatch):
+    """The race the embedded store's transaction excludes, on the MongoDB path (mongomock): both
+    read the stale lock; the second to write finds its token gone and is told who won."""
+    db = CampaignDB(StoreConfig(backend="memory"))
+    gone = DriverLock(db, "c")
+    gone.me = {"host": "elsewhere", "pid": 4242, "process_started": 0.0}
+    gone.acquire()
+    slow, fast = DriverLock(db, "c"), DriverLock(db, "c")
+    fast.me = {**fast.me, "pid": 77}
+    stale = DriverLock.stale
+
+    def fast_wins_meanwhile(self, doc):
+        why = stale(self, doc)
+        if self is slow:  # between slow's read and slow's write
+            fast.acquire(force=True)
+        return why
+
+    monkeypatch.setattr(DriverLock, "stale", fast_wins_meanwhile)
+    from htflow.settings import override
+
+    with override(lock_stale_seconds=1e-6):
+        time.sleep(0.01)
+        with pytest.raises(CampaignLocked, match=f"pid 77 on {fast.me['host']}"):
+            slow.acquire()
+    with db:
+        assert db.collection("locks").query_one({"name": "c"})["owner"]["pid"] == 77
+    # a new lock: of two drivers that both found none, the unique index lets one insert
+    first, second = DriverLock(db, "d"), DriverLock(db, "d")
+    first.acquire()
+    assert second._swap(None, {"name": "d", "owner": {"pid": 78}, "token": "x"}) is False

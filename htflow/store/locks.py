@@ -6,20 +6,24 @@ and that process is gone (exact), or when its heartbeat is older than
 ``HTFLOW_LOCK_STALE_SECONDS`` (another host: the only sign of life there is the heartbeat, which
 the driver refreshes whenever it stores a result). ``--force`` takes any lock.
 
-On the embedded store, taking the lock is atomic: the read and the write happen in one
-``BEGIN IMMEDIATE`` transaction, so only one writer at a time across processes. On MongoDB and
-in memory they are a read followed by a write: two drivers started within the same few
-milliseconds could both pass.
+Taking the lock is atomic on every backend. On the embedded store the read and the write happen
+in one ``BEGIN IMMEDIATE`` transaction (one writer at a time across processes). On MongoDB (and
+mongomock in memory) the write is a compare-and-swap: a new lock is inserted under a unique index
+on the campaign name, and a stale lock is replaced only if it still carries the token that was
+read (``replace_one({"name", "token"})``), so of two drivers that both found it stale, one wins
+and the other is told who did.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
+from pymongo.errors import DuplicateKeyError
 
 from htflow.errors import InputError
 from htflow.schemas.documents import LOCKS
@@ -85,17 +89,40 @@ class DriverLock:
             if doc and doc.get("owner") and not self._mine(doc):
                 why = "--force" if force else self.stale(doc)
                 if why is None:
-                    o = doc["owner"]
-                    raise CampaignLocked(
-                        f"campaign {self.name!r} is being run by pid {o.get('pid')} on {o.get('host')} "
-                        f"(since {doc.get('started_at')}, last heard {doc.get('heartbeat_at')}); wait for it "
-                        "to finish, stop it, or use --force if it is gone")
+                    raise self._locked(doc)
                 self.taken_over = {**doc["owner"], "reason": why}
             now = _now()
-            doc = {"name": self.name, "owner": self.me, "started_at": now, "heartbeat_at": now}
+            new = {"name": self.name, "owner": self.me, "started_at": now, "heartbeat_at": now,
+                   "token": uuid.uuid4().hex}
             if self.taken_over:
-                doc["taken_over_from"] = self.taken_over
-            self.store.update(doc, key="name")
+                new["taken_over_from"] = self.taken_over
+            if not self._swap(doc, new):
+                raise self._locked(self.store.query_one({"name": self.name}) or {})
+
+    def _locked(self, doc: dict) -> CampaignLocked:
+        o = doc.get("owner") or {}
+        return CampaignLocked(
+            f"campaign {self.name!r} is being run by pid {o.get('pid')} on {o.get('host')} "
+            f"(since {doc.get('started_at')}, last heard {doc.get('heartbeat_at')}); wait for it "
+            "to finish, stop it, or use --force if it is gone")
+
+    def _swap(self, old: dict | None, new: dict) -> bool:
+        """Write ``new`` in place of ``old`` only if the lock is still ``old``; False if another
+        driver changed it since it was read."""
+        if self.db.cfg.backend == "embedded":  # inside the IMMEDIATE transaction: nobody else writes
+            self.store.update(new, key="name")
+            return True
+        coll = self.store._collection  # pymongo (or mongomock) collection: atomic single-document ops
+        coll.create_index("name", unique=True)
+        if old is None:
+            try:
+                coll.insert_one(dict(new))
+            except DuplicateKeyError:
+                return False
+            return True
+        same = {"name": self.name, "token": old["token"]} if old.get("token") else \
+            {"name": self.name, "owner": old.get("owner"), "heartbeat_at": old.get("heartbeat_at")}
+        return coll.replace_one(same, new).matched_count == 1
 
     def _mine(self, doc: dict) -> bool:
         owner = doc.get("owner") or {}
