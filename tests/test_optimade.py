@@ -113,3 +113,28 @@ def test_new_materials_appear_without_restart(tmp_path):
         body = c.get("/optimade/v1/structures").json()
         assert [e["id"] for e in body["data"]] == ["Cu1:fcc:4"]
         assert body["data"][0]["attributes"]["chemical_formula_reduced"] == "Cu"
+
+
+def test_the_mirror_pages_like_mongomock_without_copying_every_entry():
+    import mongomock
+
+    from htflow.server.optimade import _PagedCollection
+
+    coll = mongomock.MongoClient().db.entries
+    coll.insert_many([{"id": f"e{i}", "n": i % 5, "big": list(range(50))} for i in range(40)])
+    paged = _PagedCollection(coll)
+    for kwargs in ({"filter": {"n": {"$gt": 1}}, "projection": {"id": 1, "_id": False}, "skip": 3, "limit": 7,
+                    "sort": [("n", -1), ("id", 1)]},
+                   {"filter": {}, "projection": {"id": 1, "n": 1}, "limit": 5, "sort": [("id", -1)]},
+                   {"filter": {"n": 9}, "projection": None}):
+        assert paged.find(**kwargs) == list(coll.find(**kwargs))
+    copied = []
+    real = mongomock.collection.Collection._copy_only_fields
+    mongomock.collection.Collection._copy_only_fields = lambda self, doc, *a: copied.append(
+        doc["id"]) or real(self, doc, *a)
+    try:
+        paged.find({}, {"big": 1}, limit=2)
+    finally:
+        mongomock.collection.Collection._copy_only_fields = real
+    # every entry's _id is projected to choose the page; only the page is copied whole
+    assert len(copied) == 40 + 2

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from importlib.resources import files
 from typing import Any
@@ -127,4 +128,7 @@ def serve(store_cfg: StoreConfig, host: str = "127.0.0.1", port: int = 8000, pub
         announce(f"  {behind} results are newer than the materials collection: run `htflow build` to add "
                  "them (the server picks them up without a restart)")
     app = create_app(store_cfg, public_url=public_url)
+    # the OPTIMADE routes and the plot worker run on threads: hand the GIL over every 1 ms, not 5,
+    # so a request waiting for it is not held behind another's work
+    sys.setswitchinterval(0.001)
     uvicorn.run(app, host=host, port=port, log_level="warning")
