@@ -104,7 +104,7 @@ def test_only_reads_and_known_collections(client):
     assert r.json() == {"error": "limit: Input should be a valid integer, unable to parse string as an integer"}
 
 
-def test_connection_strings_never_shown(small_campaign, tmp_path):
+def test_connection_strings_never_shown(small_campaign, tmp_path, capsys):
     cfg = copy.deepcopy(small_campaign)
     cfg["search"] = {"sampler": "sobol", "batch_size": 3, "budget": 3, "seed": 3}
     camp = Campaign(parse_config(cfg, "test"))
@@ -116,6 +116,12 @@ def test_connection_strings_never_shown(small_campaign, tmp_path):
     with TestClient(create_app(StoreConfig(path="htflow-data"))) as c:
         text = c.get("/api/campaigns/small").text + c.get("/api/campaigns").text
     assert "hunter2" not in text and "admin" not in text
+    from htflow.cli import main  # nor by the command line, in any format
+
+    for fmt in ("json", "table", "csv"):
+        main(["query", "--collection", "campaigns", "--format", fmt, "--fields", "name,config.store"])
+        out = capsys.readouterr().out
+        assert "db.example" in out and "hunter2" not in out and "admin" not in out
 
 
 @pytest.fixture

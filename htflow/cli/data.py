@@ -17,7 +17,7 @@ from htflow.cli.app import Fmt, StoreOpt, app, console
 from htflow.cli.common import campaign_doc, open_db
 from htflow.cli.common import fmt as fmt_value
 from htflow.errors import InputError
-from htflow.store.db import CampaignDB
+from htflow.store.db import CampaignDB, redact
 from htflow.store.filters import QUERY_FAILURES, check_filter
 from htflow.store.query import QueryError, check_field
 from htflow.store.sqlite import dumps
@@ -54,6 +54,9 @@ def _query_rows(db: CampaignDB, collection: str, filt: dict, fields: list[str] |
         raise InputError(f"--filter: cannot run this query ({exc})") from None
     for r in rows:
         r.pop("_id", None)
+        if collection == "campaigns" and isinstance(r.get("config", {}).get("store"), dict) and \
+                isinstance(r["config"]["store"].get("uri"), str):  # stored before URIs were redacted
+            r["config"]["store"]["uri"] = redact(r["config"]["store"]["uri"])
     return rows
 
 
