@@ -22,7 +22,7 @@ LAYERS = {
     "htflow.schemas": 2,
     "htflow.space": 3, "htflow.analysis": 3,
     "htflow.store": 4, "htflow.calculators": 4, "htflow.execution": 4,
-    "htflow.search": 5,
+    "htflow.search": 5, "htflow.datasets": 5,
     "htflow.report": 6,
     "htflow.campaign": 7,
     "htflow.api": 8, "htflow.server": 8,

@@ -22,10 +22,13 @@ JOBS_DATA = "jobs_data"
 MATERIALS = "materials"
 #: one document per campaign being driven: owner (host, pid), started_at, heartbeat_at
 LOCKS = "locks"
-COLLECTIONS = (CAMPAIGNS, CANDIDATES, RESULTS, JOBS, JOBS_DATA, MATERIALS, LOCKS)
+#: rows of tables users imported (``htflow import``): one per row, measured or computed elsewhere
+IMPORTED = "imported"
+COLLECTIONS = (CAMPAIGNS, CANDIDATES, RESULTS, JOBS, JOBS_DATA, MATERIALS, LOCKS, IMPORTED)
 #: the key field of each collection
 KEYS = {CAMPAIGNS: "name", CANDIDATES: "key", RESULTS: "key", JOBS: "uuid", JOBS_DATA: "blob_uuid",
-        MATERIALS: "material_id", LOCKS: "name"}
+        MATERIALS: "material_id", LOCKS: "name",
+        IMPORTED: "row_id"}
 #: candidates and results are keyed by campaign and composition key together
 ENTRY_KEY = ["campaign", "key"]
 
