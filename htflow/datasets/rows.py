@@ -17,15 +17,18 @@ counted.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Element
 
 from htflow.errors import InputError
 from htflow.space.compositions import composition_key, is_element
 
+_SYMBOLS = frozenset(el.symbol for el in Element)
 UNITS = ("auto", "ratio", "fraction", "at%", "wt%")
 #: how far from 100 % a composition's amounts may sum (relative)
 SUM_TOLERANCE = 0.01
@@ -130,9 +133,28 @@ def _number(text: str, column: str) -> float | None:
     return value
 
 
+_PLAIN = re.compile(r"([A-Z][a-z]?)(\d+(?:\.\d*)?|\.\d+)?")
+
+
+def _plain_formula(text: str) -> dict[str, float] | None:
+    """Symbols and amounts only (``Zr41.2Ti13.8Cu12.5``, ``Al0.5 Co1 Fe1``): parsed directly, 10x
+    faster than pymatgen; None for anything else (brackets, charges), which pymatgen parses."""
+    amounts: dict[str, float] = {}
+    pos, text = 0, text.replace(" ", "")
+    for m in _PLAIN.finditer(text):
+        if m.start() != pos or m.group(1) not in _SYMBOLS:
+            return None
+        amounts[m.group(1)] = amounts.get(m.group(1), 0.0) + float(m.group(2) or 1)
+        pos = m.end()
+    return amounts if pos == len(text) and amounts else None
+
+
 def _amounts_from_formula(text: str, column: str) -> dict[str, float]:
     if not text.strip():
         raise RowError(column, "empty formula")
+    plain = _plain_formula(text.strip())
+    if plain is not None:
+        return plain
     try:
         amounts = Composition(text.strip()).get_el_amt_dict()
     except (ValueError, KeyError, TypeError) as exc:
@@ -163,6 +185,14 @@ def _to_fractions(amounts: dict[str, float], unit: str, column: str, from_column
     return {el: v / total for el, v in amounts.items() if v > 0}
 
 
+@functools.lru_cache(maxsize=65536)
+def _formula_composition(text: str, unit: str, column: str) -> tuple[dict[str, float], str]:
+    """A formula's fractions (sorted, rounded) and key; cached, since measurements repeat compositions."""
+    fractions = _to_fractions(_amounts_from_formula(text, column), unit, column, False)
+    fractions = {el: round(v, 9) for el, v in sorted(fractions.items())}
+    return fractions, composition_key(fractions)
+
+
 def parse_row(row: Mapping[str, str], cmap: ColumnMap) -> dict | None:
     """One row as a record (composition, key, properties, uncertainties, metadata), None for a row
     without a value for any property; raises RowError."""
@@ -170,19 +200,20 @@ def parse_row(row: Mapping[str, str], cmap: ColumnMap) -> dict | None:
         return None
     if cmap.formula:
         given = str(row[cmap.formula])
-        fractions = _to_fractions(_amounts_from_formula(given, cmap.formula), cmap.unit, cmap.formula, False)
+        fractions, key = _formula_composition(given, cmap.unit, cmap.formula)
     else:
         amounts = {el: _number(str(row[el]), el) or 0.0 for el in cmap.elements}
         fractions = _to_fractions(amounts, cmap.unit, "+".join(cmap.elements[:3]) + "...", True)
         given = " ".join(f"{el}{amounts[el]:g}" for el in cmap.elements if amounts[el])
+        fractions = {el: round(v, 9) for el, v in sorted(fractions.items())}
+        key = composition_key(fractions)
     properties = {name: v for col, name in cmap.properties.items()
                   if (v := _number(str(row[col]), col)) is not None}
     uncertainty = {name: v for col, name in cmap.uncertainty.items()
                    if name in properties and (v := _number(str(row[col]), col)) is not None}
     if any(v < 0 for v in uncertainty.values()):
         raise RowError(next(iter(cmap.uncertainty)), "a negative uncertainty")
-    fractions = {el: round(v, 9) for el, v in sorted(fractions.items())}
-    record = {"key": composition_key(fractions), "composition": fractions, "elements": sorted(fractions),
+    record = {"key": key, "composition": dict(fractions), "elements": sorted(fractions),
               "nelements": len(fractions), "formula": given.strip(), "properties": properties}
     if uncertainty:
         record["uncertainty"] = uncertainty

@@ -30,8 +30,21 @@ def is_element(symbol: str) -> bool:
     return isinstance(symbol, str) and Element.is_valid_symbol(symbol)
 
 
+_SYMBOLS = frozenset(el.symbol for el in Element)
+
+
 def as_fractions(comp: Composition | Mapping[str, float] | str) -> dict[str, float]:
     """Normalise a composition given in any common form to element fractions."""
+    if isinstance(comp, dict) and all(k in _SYMBOLS and type(v) in (int, float) for k, v in comp.items()):
+        # the common case (element symbol -> amount) without building a pymatgen Composition
+        # (20 us each); the same rules: amounts below pymatgen's tolerance left out, none negative
+        kept = {k: v for k, v in comp.items() if abs(v) >= Composition.amount_tolerance}
+        if any(v < 0 for v in kept.values()):
+            raise ValueError("Amounts in Composition cannot be negative!")
+        total = sum(kept.values())
+        if total <= 0:
+            raise ValueError("empty composition")
+        return {el: amt / total for el, amt in kept.items() if amt > 0}
     if not isinstance(comp, Composition):
         comp = Composition(comp)
     total = comp.num_atoms

@@ -36,7 +36,7 @@ INDEXES = {
                 "energy_per_atom", "nelements"],
     "jobs": ["index", "name"],
     "materials": ["elements", "nelements", "formation_energy_per_atom", "seen_in"],
-    "imported": ["campaign", "key", "file_sha256", "elements"],
+    "imported": ["campaign", "file_sha256"],
 }  # fmt: skip
 
 
