@@ -41,7 +41,7 @@ def imported(campaign: str | None = None) -> list[dict]:
         return []
     with CampaignDB(StoreConfig()) as db:
         crit = {"campaign": campaign} if campaign else {}
-        return sorted(db.collection("imported").query(crit), key=lambda d: d["row"])
+        return sorted(db.collection("imported").query(crit), key=lambda d: (d.get("row", 0), d["row_id"]))
 
 
 def test_a_csv_of_formulas_is_stored_row_by_row_and_once(tmp_path, capsys):
@@ -180,3 +180,37 @@ def test_a_bad_file_or_command_is_one_line(tmp_path, capsys, name, text, args, w
 def test_a_missing_file(capsys):
     code, _, err = htflow(["import", "nope.csv", "-c", "x", "-p", "HV"], capsys)
     assert code == 2 and err == ["error: nope.csv: no such file"]
+
+
+@pytest.mark.slow
+def test_a_public_database_through_optimade(live_server, tmp_path, capsys):
+    """From a live OPTIMADE API on loopback (htflow serve over a campaign's materials): every entry
+    stored with its composition and the provider's known fields mapped; a rerun adds nothing."""
+    url, store = live_server
+    argv = ["import", "--optimade", f"{url}/optimade", "--filter", "nelements>=2", "-c", "public"]
+    code, out, err = htflow(argv, capsys)
+    assert code == 0, err
+    with CampaignDB(StoreConfig(path=store)) as db:
+        materials = {m["material_id"]: m for m in db.materials.query({"nelements": {"$gte": 2}})}
+    assert f"{len(materials)} entries fetched, {len(materials)} imported into 'public'" in out
+    docs = imported("public")
+    assert len(docs) == len(materials) > 0
+    for d in docs:
+        m = materials[d["provider_id"]]
+        assert d["key"] == m["key"] and d["source"] == f"{url}/optimade"
+        assert d["properties"]["formation_energy_per_atom"] == pytest.approx(m["formation_energy_per_atom"])
+        assert d["raw"]["_htflow_fidelity"] == m["fidelity"]  # kept raw: no htflow property of that name
+    code, out, _ = htflow(argv, capsys)
+    assert code == 0 and f"0 imported into 'public', {len(materials)} already there" in out
+    code, _, err = htflow(["import", "--optimade", f"{url}/optimade", "--filter", "nelements>", "-c", "x"], capsys)
+    assert code == 2 and len(err) == 1 and err[0].startswith("error: --filter: 'nelements>'"), err
+    code, _, err = htflow(["import", "--optimade", "ftp://x", "-c", "x"], capsys)
+    assert code == 2 and "not an http(s) URL" in err[0]
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    code, out, err = htflow(["import", "--optimade", f"http://127.0.0.1:{closed}/optimade", "-c", "x"], capsys)
+    assert code == 2 and err == [f"error: --optimade: cannot reach http://127.0.0.1:{closed}/optimade; check the "
+                                 "URL and the network"] and not out

@@ -17,8 +17,17 @@ from htflow.schemas.config import NAME_PATTERN
 
 @app.command("import")
 def import_data(
-    file: Annotated[Path, typer.Argument(help="CSV, TSV, JSON (a list of records) or Excel (.xlsx) table.")],
-    campaign: Annotated[str, typer.Option("--campaign", "-c", help="Name the rows are stored under.")],
+    file: Annotated[Path | None, typer.Argument(
+        help="CSV, TSV, JSON (a list of records) or Excel (.xlsx) table.")] = None,
+    campaign: Annotated[str, typer.Option("--campaign", "-c", help="Name the rows are stored under.")] = "",
+    optimade: Annotated[str | None, typer.Option(
+        "--optimade", help="Instead of a file: an OPTIMADE base URL, e.g. "
+        "https://optimade.materialsproject.org (see docs/data.md).")] = None,
+    filter: Annotated[str, typer.Option(
+        "--filter", help="--optimade: an OPTIMADE filter, e.g. "
+        "'elements HAS ALL \"Fe\",\"Ni\" AND nelements=2'.")] = "",
+    max_results: Annotated[int, typer.Option(
+        min=0, help="--optimade: stop after this many entries (0: all).")] = 0,
     prop: Annotated[list[str] | None, typer.Option(
         "--property", "-p", help="A property column: COLUMN or COLUMN=NAME (e.g. 'HV=hardness'). "
         "Repeatable.")] = None,
@@ -41,7 +50,8 @@ def import_data(
     )] = False,
     store: StoreOpt = None,
 ) -> None:
-    """Import a table of compositions and their properties (measured or from elsewhere).
+    """Import a table of compositions and their properties (measured or from elsewhere), or the
+    entries of a public database through OPTIMADE (--optimade URL --filter ...).
 
     Each row is stored (repeated measurements of a composition are kept); importing the same file
     again adds nothing. Every row is checked first: by default one bad row refuses the file, and
@@ -52,9 +62,16 @@ def import_data(
     from htflow.datasets.tables import read_table  # lazy: CLI start-up
     from htflow.store.db import CampaignDB  # lazy: CLI start-up
 
+    if not campaign:
+        raise InputError("--campaign: give the name the rows are stored under, e.g. --campaign hea-hardness")
     if not re.match(NAME_PATTERN, campaign):
         raise InputError(f"--campaign: {campaign!r} is not a name; use letters, digits, '_', '-', '.'")
     cfg = store_config(store)
+    if (file is None) == (optimade is None):
+        raise InputError("give a FILE to import, or --optimade URL (with --filter), not both")
+    if optimade is not None:
+        _import_optimade(cfg, optimade, filter, campaign, max_results)
+        return
     df = read_table(file, sheet)
     cmap = ColumnMap.resolve(list(df.columns), prop or [], formula=formula, uncertainty=uncertainty or [],
                              units=unit or [], unit=composition_unit,
@@ -68,6 +85,24 @@ def import_data(
         summary = store_rows(db, prepared)
         location = db.location
     _report(summary, ", ".join(sorted(set(cmap.properties.values()))), location)
+
+
+def _import_optimade(cfg: Any, url: str, flt: str, campaign: str, max_results: int) -> None:
+    from htflow.datasets.optimade_import import import_optimade  # lazy: CLI start-up
+    from htflow.store.db import CampaignDB  # lazy: CLI start-up
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"--optimade: {url!r} is not an http(s) URL of an OPTIMADE API")
+    with Progress(TextColumn(f"OPTIMADE {url}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console(stderr=True), transient=True) as progress:
+        task = progress.add_task("entries", total=max_results or None)
+        with CampaignDB(cfg) as db:
+            counts = import_optimade(db, url, flt, campaign, max_results,
+                                     on_page=lambda n: progress.advance(task, n))
+            location = db.location
+    console().print(f"{url}: {counts['fetched']} entries fetched, {counts['new']} imported into "
+                    f"{campaign!r}, {counts['already']} already there, {counts['unusable']} without a "
+                    f"composition; store {location}", soft_wrap=True)
 
 
 def _report(summary: Any, what: str, location: str) -> None:
