@@ -67,7 +67,7 @@ def main() -> None:
             raise SystemExit(proc.stderr)
         peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         t0 = time.perf_counter()
-        again = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
+        subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=tmp)
         again_s = time.perf_counter() - t0
         size_mb = table.stat().st_size / 1e6
         db_mb = (tmp / "store" / "htflow.sqlite").stat().st_size / 1e6

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from htflow.campaign.rounds import replace_round, round_model_info
+from htflow.datasets.importer import aggregate
 from htflow.schemas.config import CampaignConfig
 from htflow.schemas.documents import CampaignDoc, CandidateDoc, Status
 from htflow.search.context import Generator, ProposalContext
@@ -20,6 +21,7 @@ class Proposer:
         self.config, self.repo, self.space, self.builder = config, repo, space, builder
         self.generator, self.phases = generator, phases
         self._pool: list[dict[str, float]] | None = None
+        self._prior: list[dict] | None = None
         #: the generator's report of the last round (model metrics, predictions, pruned keys)
         self.last_report: dict = {}
 
@@ -32,8 +34,18 @@ class Proposer:
             results=self.repo.summaries(o.name for o in cfg.objectives), objective=cfg.objective,
             objectives=list(cfg.objectives), reference=(doc or {}).get("hv_reference"),
             references={el: v["energy_per_atom"] for el, v in refs.items()}, phases=self.phases,
-            _pool=self._pool,
+            prior=self.prior(), _pool=self._pool,
         )
+
+    def prior(self) -> list[dict]:
+        """The warm-start data (``search.prior``), read once per driver."""
+        if self._prior is None:
+            name = self.config.objective.name
+            self._prior = [{"key": key, "composition": row["composition"], "value": row["mean"],
+                            "std": row["std"], "n": row["n"], "source": source}
+                           for source in self.config.search.prior
+                           for key, row in sorted(aggregate(self.repo.db, source, name).items())]
+        return self._prior
 
     def _candidates(self, rnd: int, proposals: list[dict[str, float]], known: set[str],
                     predictions: dict) -> list[CandidateDoc]:

@@ -64,8 +64,9 @@ def pool_values(config: CampaignConfig, table: str) -> dict[str, float]:
 
 
 def replay(config: CampaignConfig, generator: Generator, values: dict[str, float], budget: int,
-           stop: Callable[[Trace], bool] | None = None) -> Trace:
-    """Run ``generator`` on ``config``'s space against ``values`` until ``budget`` or ``stop``."""
+           stop: Callable[[Trace], bool] | None = None, prior: list[dict] | None = None) -> Trace:
+    """Run ``generator`` on ``config``'s space against ``values`` until ``budget`` or ``stop``
+    (``prior``: warm-start rows, as :attr:`ProposalContext.prior`)."""
     space = build_space(config.space)
     builder = StructureBuilder(config.structure.prototype, config.structure.n_atoms)
     name = config.objective.name
@@ -78,7 +79,8 @@ def replay(config: CampaignConfig, generator: Generator, values: dict[str, float
     while len(known) < budget:
         rnd += 1
         ctx = ProposalContext(space=space, builder=builder, known=set(known), round=rnd, seed=search.seed,
-                              results=list(results), objective=config.objective, _pool=pool)
+                              results=list(results), objective=config.objective, prior=prior or [],
+                              _pool=pool)
         proposals = generator.propose(ctx, min(search.batch_size, budget - len(known)))
         pool = ctx._pool
         trace.reports.append(ctx.report)

@@ -19,6 +19,7 @@ from htflow.calculators.registry import get_calculator
 from htflow.errors import InputError
 from htflow.execution.cluster_file import load_cluster_file
 from htflow.schemas.config import CampaignConfig, SurrogateConfig
+from htflow.schemas.documents import IMPORTED
 from htflow.schemas.messages import format_validation_error
 from htflow.search import ehvi
 from htflow.search.planner import Planner
@@ -26,7 +27,7 @@ from htflow.search.registry import get_generator
 from htflow.search.samplers import SPACE_FILLING
 from htflow.space.compositions import CompositionSpace, SpaceError, build_space
 from htflow.space.structures import PROTOTYPE_ATOMS, StructureBuilder, StructureError
-from htflow.store.db import check_store_config
+from htflow.store.db import CampaignDB, check_store_config
 from htflow.utils.text import suggest
 from htflow.utils.yaml import read_yaml
 
@@ -110,6 +111,28 @@ def _check_promotion(cfg: CampaignConfig) -> None:
         raise InputError(f"promote.{msg}" if msg.startswith("calculator") else f"promote: {msg}") from None
 
 
+def _check_prior(cfg: CampaignConfig) -> None:
+    """``search.prior`` names imported data sets of the campaign's store that hold the objective."""
+    if not cfg.search.prior:
+        return
+    if cfg.search.sampler != "surrogate" or len(cfg.objectives) != 1:
+        raise InputError("search.prior: warm start trains the surrogate on one objective; it needs sampler "
+                         f"surrogate and one objective (got sampler {cfg.search.sampler!r} and "
+                         f"{len(cfg.objectives)} objectives)")
+    db = CampaignDB(cfg.store)
+    if not db.exists():
+        raise InputError(f"search.prior: there is no store at {db.location} yet; import the data first "
+                         "(htflow import FILE --campaign NAME ...)")
+    name = cfg.objective.name
+    with db:
+        imported = db.collection(IMPORTED)
+        for i, source in enumerate(cfg.search.prior):
+            if imported.count({"campaign": source, f"properties.{name}": {"$exists": True}}) == 0:
+                sets = ", ".join(sorted(imported.distinct("campaign"))) or "none"
+                raise InputError(f"search.prior[{i}]: no imported data set {source!r} with values of "
+                                 f"{name!r} in {db.location}; imported data sets: {sets}")
+
+
 def check(cfg: CampaignConfig) -> None:
     """Every check across fields and layers; raises :class:`InputError` naming the field."""
     try:
@@ -132,6 +155,7 @@ def check(cfg: CampaignConfig) -> None:
     if cfg.reference_phases:
         load_phases(cfg.reference_phases, space.elements)
     _check_promotion(cfg)
+    _check_prior(cfg)
 
 
 def parse_config(data: Any, source: str = "campaign") -> CampaignConfig:

@@ -14,40 +14,57 @@ from htflow.cli.common import store_config
 from htflow.errors import InputError
 from htflow.schemas.config import NAME_PATTERN
 
+FileOpt = Annotated[Path | None, typer.Argument(
+        help="CSV, TSV, JSON (a list of records) or Excel (.xlsx) table.")]
+CampaignOpt = Annotated[str, typer.Option("--campaign", "-c", help="Name the rows are stored under.")]
+OptimadeOpt = Annotated[str | None, typer.Option(
+        "--optimade", help="Instead of a file: an OPTIMADE base URL, e.g. "
+        "https://optimade.materialsproject.org (see docs/data.md).")]
+FilterOpt = Annotated[str, typer.Option(
+        "--filter", help="--optimade: an OPTIMADE filter, e.g. "
+        "'elements HAS ALL \"Fe\",\"Ni\" AND nelements=2'.")]
+MaxResultsOpt = Annotated[int, typer.Option(
+        min=0, help="--optimade: stop after this many entries (0: all).")]
+PropOpt = Annotated[list[str] | None, typer.Option(
+        "--property", "-p", help="A property column: COLUMN or COLUMN=NAME (e.g. 'HV=hardness'). "
+        "Repeatable.")]
+FormulaOpt = Annotated[str | None, typer.Option(
+        help="Column of formulas (default: a column named formula/composition/alloy, else one column "
+             "per element).")]
+CompositionUnitOpt = Annotated[str, typer.Option(
+        help="auto, ratio, fraction, at% or wt% (wt% is converted to atomic fractions).")]
+UncertaintyOpt = Annotated[list[str] | None, typer.Option(
+        help="COLUMN=NAME: the uncertainty of property NAME. Repeatable.")]
+UnitOpt = Annotated[list[str] | None, typer.Option(help="NAME=UNIT of a property, e.g. hardness=HV.")]
+SourceOpt = Annotated[str | None, typer.Option(help="Column naming each row's source.")]
+DoiOpt = Annotated[str | None, typer.Option(help="Column of DOIs.")]
+ProcessingOpt = Annotated[str | None, typer.Option(help="Column describing processing.")]
+FidelityOpt = Annotated[str | None, typer.Option(
+        help="A label for every row (e.g. experiment, dft) where no fidelity column says.")]
+SheetOpt = Annotated[str | None, typer.Option(help="Excel: the sheet (default: the first).")]
+SkipBadRowsOpt = Annotated[bool, typer.Option(
+        "--skip-bad-rows", help="Import the good rows and list the bad ones (default: refuse the file).",
+    )]
+
 
 @app.command("import")
 def import_data(
-    file: Annotated[Path | None, typer.Argument(
-        help="CSV, TSV, JSON (a list of records) or Excel (.xlsx) table.")] = None,
-    campaign: Annotated[str, typer.Option("--campaign", "-c", help="Name the rows are stored under.")] = "",
-    optimade: Annotated[str | None, typer.Option(
-        "--optimade", help="Instead of a file: an OPTIMADE base URL, e.g. "
-        "https://optimade.materialsproject.org (see docs/data.md).")] = None,
-    filter: Annotated[str, typer.Option(
-        "--filter", help="--optimade: an OPTIMADE filter, e.g. "
-        "'elements HAS ALL \"Fe\",\"Ni\" AND nelements=2'.")] = "",
-    max_results: Annotated[int, typer.Option(
-        min=0, help="--optimade: stop after this many entries (0: all).")] = 0,
-    prop: Annotated[list[str] | None, typer.Option(
-        "--property", "-p", help="A property column: COLUMN or COLUMN=NAME (e.g. 'HV=hardness'). "
-        "Repeatable.")] = None,
-    formula: Annotated[str | None, typer.Option(
-        help="Column of formulas (default: a column named formula/composition/alloy, else one column "
-             "per element).")] = None,
-    composition_unit: Annotated[str, typer.Option(
-        help="auto, ratio, fraction, at% or wt% (wt% is converted to atomic fractions).")] = "auto",
-    uncertainty: Annotated[list[str] | None, typer.Option(
-        help="COLUMN=NAME: the uncertainty of property NAME. Repeatable.")] = None,
-    unit: Annotated[list[str] | None, typer.Option(help="NAME=UNIT of a property, e.g. hardness=HV.")] = None,
-    source: Annotated[str | None, typer.Option(help="Column naming each row's source.")] = None,
-    doi: Annotated[str | None, typer.Option(help="Column of DOIs.")] = None,
-    processing: Annotated[str | None, typer.Option(help="Column describing processing.")] = None,
-    fidelity: Annotated[str | None, typer.Option(
-        help="A label for every row (e.g. experiment, dft) where no fidelity column says.")] = None,
-    sheet: Annotated[str | None, typer.Option(help="Excel: the sheet (default: the first).")] = None,
-    skip_bad_rows: Annotated[bool, typer.Option(
-        "--skip-bad-rows", help="Import the good rows and list the bad ones (default: refuse the file).",
-    )] = False,
+    file: FileOpt = None,
+    campaign: CampaignOpt = "",
+    optimade: OptimadeOpt = None,
+    filter: FilterOpt = "",
+    max_results: MaxResultsOpt = 0,
+    prop: PropOpt = None,
+    formula: FormulaOpt = None,
+    composition_unit: CompositionUnitOpt = "auto",
+    uncertainty: UncertaintyOpt = None,
+    unit: UnitOpt = None,
+    source: SourceOpt = None,
+    doi: DoiOpt = None,
+    processing: ProcessingOpt = None,
+    fidelity: FidelityOpt = None,
+    sheet: SheetOpt = None,
+    skip_bad_rows: SkipBadRowsOpt = False,
     store: StoreOpt = None,
 ) -> None:
     """Import a table of compositions and their properties (measured or from elsewhere), or the

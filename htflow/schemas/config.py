@@ -191,6 +191,9 @@ class SearchConfig(_Strict):
     budget: Annotated[int, Field(ge=1, le=MAX_COUNT)]
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     patience: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
+    #: warm start: data sets imported into the same store (``htflow import --campaign NAME``) whose
+    #: values of the (first) objective train the surrogate from the first round
+    prior: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=20)
     surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig)
 
 

@@ -38,6 +38,9 @@ class ProposalContext:
     #: the elements' reference energies per atom and the user's reference phases (for the hull)
     references: dict | None = None
     phases: list | None = None
+    #: warm start: values of the first objective from elsewhere (imported data sets): one per
+    #: composition and source, ``{"key", "composition", "value", "std", "n", "source"}``
+    prior: list[dict] = field(default_factory=list)
     #: what the generator wants recorded for this round (model metrics, predictions, pruned keys)
     report: dict = field(default_factory=dict)
     _pool: list[dict[str, float]] | None = None

@@ -41,6 +41,7 @@ from htflow.search.context import Collector, ProposalContext, realise_within
 from htflow.search.features import fraction_matrix
 from htflow.search.multiobjective import parego_scalarise
 from htflow.search.planner import Planner, Selection
+from htflow.search.prior import prior_training
 from htflow.search.samplers import SPACE_FILLING
 from htflow.space.compositions import composition_key, fit_bounds
 
@@ -253,14 +254,19 @@ class SurrogateGenerator:
              if r.get("status") == Status.DONE and all(r.get(k) is not None for k in names)),
             key=lambda r: r["key"],
         )
-        if len(done) < max(s.initial, 2):
+        els = ctx.space.elements
+        prior_comps, prior_values, prior_info = [], [], {}
+        if ctx.prior and not multi:
+            prior_comps, prior_values, prior_info = prior_training(
+                ctx.prior, els, {r["key"]: float(r[name]) for r in done})
+            ctx.report["prior"] = prior_info
+        if len(done) + len(prior_comps) < max(s.initial, 2):
             ctx.report["phase"] = f"initial ({s.initial_sampler})"
             return SPACE_FILLING[s.initial_sampler]().propose(ctx, n)
         cands, keys = self._candidates(ctx)
         if not cands:
             return []
-        els = ctx.space.elements
-        train = fraction_matrix([r["composition"] for r in done], els)
+        train = fraction_matrix([r["composition"] for r in done] + prior_comps, els)
         refine = None
         if not ctx.space.is_grid and s.evolve:
             refine = functools.partial(self._evolve, ctx, n, set(keys))
@@ -275,14 +281,15 @@ class SurrogateGenerator:
             ctx.report["parego_weights"] = dict(zip(names, weights, strict=True))
             sign, name = 1.0, "parego"
         else:
-            y = sign * np.array([float(r[name]) for r in done])
+            y = sign * np.array([float(r[name]) for r in done] + prior_values)
         threshold = None
         if s.stable_within is not None and not multi:
             hull = formation_hull(done, ctx.references or {}, ctx.phases, els)
             threshold = functools.partial(_above, hull, s.stable_within)
             ctx.report["stable_within"] = s.stable_within
         sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
-                                       allow_prune=not multi, refine=refine, feasible=feasible,
+                                       allow_prune=not multi and len(done) >= s.prune.min_results,
+                                       refine=refine, feasible=feasible,
                                        threshold=threshold)
         if sel.candidates is not None:
             _extend(ctx, sel.candidates[len(cands):], cands, keys)
