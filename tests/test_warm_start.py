@@ -49,3 +49,37 @@ def test_prior_names_a_data_set_of_the_store(tmp_path):
         parse_config(pool_campaign(prior=["dB"]))
     with pytest.raises(InputError, match="needs sampler surrogate and one objective"):
         parse_config(pool_campaign(prior=["db"], sampler="random"))
+
+
+def test_the_warm_start_workflow_runs_end_to_end_from_workflows(tmp_path, capsys):
+    import shutil
+
+    from helpers import ROOT
+
+    shutil.copytree(ROOT / "workflows", tmp_path / "workflows")
+    main(["import", "workflows/data/fcc-formation-prior.csv", "--campaign", "fcc-prior",
+          "--property", "formation_energy_per_atom"])
+    assert "60 rows imported into 'fcc-prior'" in capsys.readouterr().out
+    main(["run", "-q", "workflows/warm-start.yaml"])
+    out = capsys.readouterr().out
+    assert "12 computed now; 12 done and 0 failed" in out
+    from htflow.schemas.config import StoreConfig
+    from htflow.store.db import CampaignDB
+
+    with CampaignDB(StoreConfig()) as db:
+        doc = db.campaigns.query_one({"name": "warm-start"})
+    first = doc["rounds"][0]
+    assert first["phase"] == "model" and first["prior"]["fcc-prior"]["rows"] == 60
+    for r in doc["rounds"]:  # the offset follows the rule: none until 3 shared compositions
+        used = r["prior"]["fcc-prior"]
+        assert used["rows"] + used["shared"] == 60
+        assert used["offset"] == (pytest.approx(-0.05, abs=0.03) if used["shared"] >= 3 else 0.0)
+
+
+def test_the_sample_hardness_table_imports(tmp_path, capsys):
+    from helpers import ROOT
+
+    main(["import", str(ROOT / "workflows/data/hea-hardness.csv"), "--campaign", "hea-hv", "--property",
+          "HV=hardness", "--unit", "hardness=HV", "--fidelity", "experiment"])
+    out = capsys.readouterr().out
+    assert "530 rows imported into 'hea-hv'" in out and "377 compositions, 66 measured more than once" in out
