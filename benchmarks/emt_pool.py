@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from htflow.calculators.flows import formation_energy
     from htflow.campaign.validation import check, load_config
-    from htflow.space.compositions import build_space, composition_key
+    from htflow.space.build import build_space
+    from htflow.space.compositions import composition_key
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("campaign", help="campaign file whose grid is the pool")

@@ -13,7 +13,8 @@ from htflow.schemas.config import SpaceConfig
 from htflow.schemas.documents import CampaignDoc, CandidateDoc, ResultDoc, Status
 from htflow.search.planner import weigh
 from htflow.settings import get_settings, override
-from htflow.space.compositions import SpaceError, build_space
+from htflow.space.build import build_space
+from htflow.space.compositions import SpaceError
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from pymatgen.core import Composition
 
-from htflow.space.compositions import CompositionSpace, SpaceError, build_space, composition_key
+from htflow.space.build import build_space
+from htflow.space.compositions import CompositionSpace, SpaceError, composition_key
 from htflow.space.structures import StructureBuilder, round_to_atoms, supercell_shape
 
 

@@ -35,7 +35,7 @@ from htflow.report.view import CampaignView
 from htflow.schemas.config import CampaignConfig
 from htflow.schemas.documents import CampaignDoc, CampaignState, CandidateDoc, ResultDoc, Status
 from htflow.search.registry import get_generator
-from htflow.space.compositions import build_space
+from htflow.space.build import build_space
 from htflow.space.structures import StructureBuilder
 from htflow.store.db import CampaignDB
 from htflow.store.locks import DriverLock

@@ -20,7 +20,8 @@ from htflow.calculators.lookup import load_table
 from htflow.schemas.config import CampaignConfig
 from htflow.schemas.documents import Status
 from htflow.search.context import Generator, ProposalContext
-from htflow.space.compositions import build_space, composition_key
+from htflow.space.build import build_space
+from htflow.space.compositions import composition_key
 from htflow.space.structures import StructureBuilder
 
 

@@ -25,7 +25,8 @@ from htflow.search import ehvi
 from htflow.search.planner import Planner
 from htflow.search.registry import get_generator
 from htflow.search.samplers import SPACE_FILLING
-from htflow.space.compositions import CompositionSpace, SpaceError, build_space
+from htflow.space.build import build_space
+from htflow.space.compositions import CompositionSpace, SpaceError
 from htflow.space.structures import PROTOTYPE_ATOMS, StructureBuilder, StructureError
 from htflow.store.db import CampaignDB, check_store_config
 from htflow.utils.text import suggest
@@ -50,6 +51,13 @@ def _check_structure(cfg: CampaignConfig) -> None:
 def _check_realisable(cfg: CampaignConfig, space: CompositionSpace) -> None:
     """The grid step (or the bounds of a continuous space) fit whole atoms of the supercell."""
     n_atoms = cfg.structure.n_atoms
+    if space.points is not None:  # a list: each composition is realised on the cell as it is
+        try:
+            space.check_grid()
+            space.pool()
+        except SpaceError as exc:
+            raise InputError(str(exc)) from None
+        return
     if space.is_grid:
         atoms = space.step * n_atoms
         if abs(atoms - round(atoms)) > 1e-6:
@@ -139,8 +147,8 @@ def check(cfg: CampaignConfig) -> None:
         space = build_space(cfg.space)
     except SpaceError as exc:
         raise InputError(str(exc)) from None
-    if cfg.space.mode == "continuous" and "step" in cfg.space.model_fields_set:
-        raise InputError("space.step: a continuous space has no step; remove it or use mode: grid")
+    if cfg.space.mode != "grid" and "step" in cfg.space.model_fields_set:
+        raise InputError(f"space.step: a {cfg.space.mode} space has no step; remove it or use mode: grid")
     _check_structure(cfg)
     _check_realisable(cfg, space)
     calc = get_calculator(cfg.calculator.name)

@@ -9,7 +9,7 @@ import typer
 
 from htflow.cli.app import AddressOpt, ClusterOpt, ExecutorOpt, StoreOpt, WorkersOpt, app, console
 from htflow.cli.tables import RoundProgress, best_table
-from htflow.space.compositions import build_space
+from htflow.space.build import build_space
 
 
 def _executor_overrides(executor: str | None, workers: int | None, address: str | None,
@@ -102,5 +102,6 @@ def validate(file: Annotated[Path, typer.Argument(help="Campaign file (YAML).")]
 
     cfg = load_config(file)
     space = build_space(cfg.space)
-    size = f"{space.grid_size():,} grid compositions" if space.is_grid else "continuous"
+    size = (f"{space.grid_size():,} listed compositions" if space.points is not None
+            else f"{space.grid_size():,} grid compositions" if space.is_grid else "continuous")
     console().print(f"{file}: valid ({cfg.name}: {size}, budget {cfg.search.budget})")

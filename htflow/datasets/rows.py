@@ -19,16 +19,15 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from pymatgen.core import Composition, Element
+from pymatgen.core import Composition
 
 from htflow.errors import InputError
 from htflow.space.compositions import composition_key, is_element
+from htflow.space.formulas import FormulaError, formula_amounts
 
-_SYMBOLS = frozenset(el.symbol for el in Element)
 UNITS = ("auto", "ratio", "fraction", "at%", "wt%")
 #: how far from 100 % a composition's amounts may sum (relative)
 SUM_TOLERANCE = 0.01
@@ -133,36 +132,11 @@ def _number(text: str, column: str) -> float | None:
     return value
 
 
-_PLAIN = re.compile(r"([A-Z][a-z]?)(\d+(?:\.\d*)?|\.\d+)?")
-
-
-def _plain_formula(text: str) -> dict[str, float] | None:
-    """Symbols and amounts only (``Zr41.2Ti13.8Cu12.5``, ``Al0.5 Co1 Fe1``): parsed directly, 10x
-    faster than pymatgen; None for anything else (brackets, charges), which pymatgen parses."""
-    amounts: dict[str, float] = {}
-    pos, text = 0, text.replace(" ", "")
-    for m in _PLAIN.finditer(text):
-        if m.start() != pos or m.group(1) not in _SYMBOLS:
-            return None
-        amounts[m.group(1)] = amounts.get(m.group(1), 0.0) + float(m.group(2) or 1)
-        pos = m.end()
-    return amounts if pos == len(text) and amounts else None
-
-
 def _amounts_from_formula(text: str, column: str) -> dict[str, float]:
-    if not text.strip():
-        raise RowError(column, "empty formula")
-    plain = _plain_formula(text.strip())
-    if plain is not None:
-        return plain
     try:
-        amounts = Composition(text.strip()).get_el_amt_dict()
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RowError(column, f"{text[:60]!r} is not a formula ({exc})") from None
-    for el in amounts:
-        if not is_element(el):
-            raise RowError(column, f"{el!r} in {text[:60]!r} is not a chemical element")
-    return amounts
+        return formula_amounts(text)
+    except FormulaError as exc:
+        raise RowError(column, str(exc)) from None
 
 
 def _to_fractions(amounts: dict[str, float], unit: str, column: str, from_columns: bool) -> dict[str, float]:

@@ -14,7 +14,8 @@ from htflow.schemas.documents import CampaignDoc, ResultDoc, Status
 from htflow.search.features import fraction_matrix, get_featurizer
 from htflow.search.planner import surrogate_settings
 from htflow.search.surrogates import get_surrogate
-from htflow.space.compositions import CompositionSpace, build_space, composition_key
+from htflow.space.build import build_space
+from htflow.space.compositions import CompositionSpace, composition_key
 from htflow.space.structures import StructureBuilder
 from htflow.store.db import CampaignDB
 from htflow.store.repository import CampaignRepository

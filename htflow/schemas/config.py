@@ -3,11 +3,8 @@
 Unknown keys are errors (a typo must not pass silently), and every invalid
 value is reported as one line naming the field path, the value and what is
 allowed (:func:`htflow.schemas.messages.format_validation_error`). Values are
-strict: no string becomes a number (``step: "0.125"``), no boolean a number
-(``max_elements: true``), no float an integer (``budget: 1e6``); floats are
-finite, and every number is bounded to what the code can take (seeds fit 32
-bits, counts stay far inside 64 bits), so what ``validate`` accepts ``run``
-can run. The models
+strict (no string or boolean becomes a number, no float an integer), floats
+finite, numbers bounded to what the code takes: what ``validate`` accepts ``run`` runs. The models
 import no other layer of htflow: checks that need the space, the calculators,
 the samplers or the store run in :mod:`htflow.campaign.validation`, still
 before anything is written.
@@ -24,7 +21,6 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -70,9 +66,12 @@ class ConstraintsConfig(_Strict):
 class SpaceConfig(_Strict):
     """Which compositions may be proposed (:func:`htflow.space.build_space` makes the space)."""
 
-    elements: Annotated[list[str], Field(min_length=1, max_length=30)]
+    #: the elements that may appear (a list space: optional, the list's own by default)
+    elements: Annotated[list[str], Field(max_length=120)] = Field(default_factory=list)
     bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    mode: Literal["grid", "continuous"] = "grid"
+    mode: Literal["grid", "continuous", "list"] = "grid"
+    #: mode list: a CSV of the candidate compositions (a formula column, or one column per element)
+    file: Annotated[str, Field(min_length=1)] | None = None
     step: Annotated[float, Field(ge=1e-4, le=1)] | None = 0.25
     max_elements: Annotated[int, Field(ge=1, le=30)] | None = None
     max_pool: Annotated[int, Field(ge=1, le=MAX_COUNT)] = Field(
@@ -80,6 +79,18 @@ class SpaceConfig(_Strict):
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig)
 
     _bounds = field_validator("bounds", mode="before")(lambda cls, v: _tuples(v))
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> SpaceConfig:
+        listing, n = self.mode == "list", len(self.elements)
+        problem = ("mode list needs file: a CSV of the candidate compositions" if listing and not self.file
+                   else f"file is only used with mode list, not {self.mode}" if self.file and not listing
+                   else "elements: list at least one element, e.g. [Cu, Ni]" if not listing and not n
+                   else f"elements: at most 30 on a {self.mode} space, got {n}" if not listing and n > 30
+                   else None)
+        if problem:
+            raise ValueError(problem)
+        return self
 
     @field_validator("constraints", mode="before")
     @classmethod
@@ -383,11 +394,3 @@ def stored_config(stored: dict, store: StoreConfig | None = None) -> CampaignCon
     if store is not None:
         data["store"] = store.model_dump()
     return CampaignConfig.model_validate(data)
-
-
-__all__ = [
-    "EXECUTOR_TYPES", "CalculatorConfig", "CampaignConfig", "ConstraintsConfig", "DaskExecutorConfig",
-    "ExecutorConfig", "FireWorksExecutorConfig", "LocalExecutorConfig", "ObjectiveConfig", "PromoteConfig",
-    "PruneConfig", "SearchConfig", "SpaceConfig", "StoreConfig", "StructureConfig", "SurrogateConfig",
-    "ValidationError", "store_from_shorthand", "stored_config",
-]

@@ -19,6 +19,19 @@ from htflow.schemas.documents import Status
 from htflow.search.context import Collector, Generator, ProposalContext
 from htflow.space.structures import round_to_atoms
 
+_TREES: dict[int, tuple[list, cKDTree]] = {}
+
+
+def pool_tree(ctx: ProposalContext) -> cKDTree:
+    """A k-d tree over the pool's fractions, built once per pool."""
+    cached = _TREES.get(id(ctx.pool))
+    if cached is None or cached[0] is not ctx.pool:
+        els = ctx.space.elements
+        _TREES.clear()  # one pool at a time: the tree of a finished campaign is not kept
+        _TREES[id(ctx.pool)] = cached = (ctx.pool, cKDTree(np.array([[p.get(e, 0.0) for e in els]
+                                                                       for p in ctx.pool])))
+    return cached[1]
+
 
 class GridGenerator:
     """Every grid point, in the space's fixed order (an exhaustive screen)."""
@@ -74,15 +87,6 @@ class SobolGenerator:
             warnings.simplefilter("ignore")
             return engine.random(count)
 
-    def _tree(self, ctx: ProposalContext):
-        """A k-d tree over the pool's fractions, built once per pool."""
-        cached = getattr(self, "_cached_tree", None)
-        if cached is None or cached[0] is not ctx.pool:
-            els = ctx.space.elements
-            tree = cKDTree(np.array([[p.get(e, 0.0) for e in els] for p in ctx.pool]))
-            self._cached_tree = (ctx.pool, tree)
-        return self._cached_tree[1]
-
     def propose(self, ctx: ProposalContext, n: int) -> list[dict[str, float]]:
         c = Collector(ctx, n)
         rng = ctx.rng(2)
@@ -94,7 +98,7 @@ class SobolGenerator:
                 if point is not None:
                     c.add(point)
             return c.out
-        tree = self._tree(ctx)
+        tree = pool_tree(ctx)
         k = min(len(ctx.pool), 64)
         for u in self._points(ctx, n * 4, 4):
             if c.full:
@@ -182,7 +186,10 @@ class GeneticGenerator:
             if trimmed.sum() <= 0:
                 continue
             fractions = {e: float(v) for e, v in zip(els, trimmed / trimmed.sum(), strict=True) if v > 0}
-            if space.is_grid:
+            if space.points is not None:  # a list: the nearest listed composition
+                _, i = pool_tree(ctx).query([fractions.get(e, 0.0) for e in els])
+                fractions = ctx.pool[int(i)]
+            elif space.is_grid:
                 units = round(1 / space.step)
                 fractions = {e: k / units for e, k in round_to_atoms(fractions, units).items() if k}
             c.add(fractions)

@@ -1,11 +1,11 @@
 """Composition spaces, constraints and structures: which compositions may be proposed, and how they
 become cells."""
 
+from htflow.space.build import build_space
 from htflow.space.compositions import (
     CompositionSpace,
     SpaceError,
     as_fractions,
-    build_space,
     composition_key,
 )
 from htflow.space.constraints import Constraints

@@ -16,7 +16,6 @@ from functools import cached_property
 import numpy as np
 from pymatgen.core import Composition, Element
 
-from htflow.schemas.config import SpaceConfig
 from htflow.settings import get_settings
 from htflow.space.constraints import Constraints
 
@@ -107,6 +106,8 @@ class CompositionSpace:
     max_elements: int | None = None
     max_pool: int = field(default_factory=lambda: get_settings().max_pool)
     constraints: Constraints | None = None
+    #: a list space: exactly these compositions (``space.mode: list``); ``step`` is then None
+    points: tuple[dict[str, float], ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.elements:
@@ -178,8 +179,8 @@ class CompositionSpace:
     # -- basic facts -------------------------------------------------------
     @property
     def is_grid(self) -> bool:
-        """Whether the space is an enumerable grid."""
-        return self.step is not None
+        """Whether the space is an enumerable pool: a grid, or a list of compositions."""
+        return self.step is not None or self.points is not None
 
     @cached_property
     def limits(self) -> dict[str, tuple[float, float]]:
@@ -200,8 +201,9 @@ class CompositionSpace:
             for lo, hi in self.limits.values()
         ]
 
-    def contains(self, fractions: Mapping[str, float], tol: float = 1e-9) -> bool:
-        """Whether a composition lies in the space (elements, bounds, element count)."""
+    def contains(self, fractions: Mapping[str, float], tol: float = 1e-9,
+                 check_constraints: bool = True) -> bool:
+        """Whether a composition lies in the space (elements, bounds, element count, constraints)."""
         present = [el for el, x in fractions.items() if x > tol]
         if any(el not in self.elements for el in present) or len(present) > self.max_elements:
             return False
@@ -209,11 +211,14 @@ class CompositionSpace:
             return False
         if not all(lo - tol <= fractions.get(el, 0.0) <= hi + tol for el, (lo, hi) in self.limits.items()):
             return False
-        return self.constraints is None or self.constraints.violation(fractions, tol) is None
+        return not check_constraints or self.constraints is None or \
+            self.constraints.violation(fractions, tol) is None
 
     # -- the grid ----------------------------------------------------------
     def grid_size(self) -> int:
-        """Number of grid compositions, counted without enumerating them."""
+        """Number of grid compositions, counted without enumerating them (listed ones: counted)."""
+        if self.points is not None:
+            return sum(1 for _ in self.iter_grid())
         u, kmax = self.units, self.max_elements
         # ways[s][k]: ways to reach unit sum s using k non-zero elements so far
         ways = np.zeros((u + 1, kmax + 1), dtype=object)
@@ -234,7 +239,11 @@ class CompositionSpace:
         return int(sum(ways[u]))
 
     def iter_grid(self) -> Iterator[dict[str, float]]:
-        """Yield every grid composition in a fixed (lexicographic) order."""
+        """Yield every grid composition in a fixed (lexicographic) order; a list space's compositions
+        within the bounds and ``max_elements``, in the file's order."""
+        if self.points is not None:
+            yield from (dict(p) for p in self.points if self.contains(p, check_constraints=False))
+            return
         u, kmax, els = self.units, self.max_elements, self.elements
         ranges = self._unit_ranges()
         counts = [0] * len(els)
@@ -259,6 +268,9 @@ class CompositionSpace:
     def check_grid(self) -> int:
         """The grid's size; refuses an empty grid or one too large to enumerate."""
         size = self.grid_size()
+        if size == 0 and self.points is not None:
+            raise SpaceError(f"space.file: none of the {len(self.points)} listed compositions fits the "
+                             f"bounds and max_elements {self.max_elements}")
         if size == 0:
             raise SpaceError(
                 f"space: no grid point with step {self.step:g} fits the bounds and "
@@ -323,18 +335,3 @@ class CompositionSpace:
             return None
         fr = {self.elements[i]: float(v) for i, v in zip(chosen, x, strict=True) if v > 0}
         return fr if self.contains(fr) else None
-
-
-def build_space(cfg: SpaceConfig) -> CompositionSpace:
-    """The :class:`CompositionSpace` a campaign file's ``space`` describes; raises :class:`SpaceError`."""
-    c = cfg.constraints
-    constraints = Constraints(c.max_cost, c.max_density, tuple(tuple(p) for p in c.forbidden_pairs),
-                              dict(c.prices))
-    return CompositionSpace(
-        constraints=constraints if constraints.active else None,
-        elements=tuple(cfg.elements),
-        bounds={k: tuple(v) for k, v in cfg.bounds.items()},
-        step=cfg.step if cfg.mode == "grid" else None,
-        max_elements=cfg.max_elements,
-        max_pool=cfg.max_pool,
-    )
