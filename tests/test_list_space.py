@@ -92,3 +92,21 @@ def test_mode_and_file_go_together(tmp_path):
         parse_config({**cfg, "space": {"elements": ["Cu"], "file": "x.csv"}})
     with pytest.raises(InputError, match="does not exist"):
         parse_config(campaign("grid", 1))
+
+
+def test_the_list_space_workflow_runs_end_to_end(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree(ROOT / "workflows", tmp_path / "workflows")
+    main(["run", "-q", "workflows/list-space.yaml"])
+    assert "12 computed now; 12 done and 0 failed" in capsys.readouterr().out
+    with open(tmp_path / "workflows/data/candidates.csv") as f:
+        from htflow.space import as_fractions, composition_key
+
+        keys = {composition_key(as_fractions(r["formula"])) for r in csv.DictReader(f)}
+    from htflow.schemas.config import StoreConfig
+    from htflow.store.db import CampaignDB
+
+    with CampaignDB(StoreConfig()) as db:
+        done = {r["key"] for r in db.results.query({"campaign": "list-space"})}
+    assert len(done) == 12 and done <= keys
