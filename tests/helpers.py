@@ -64,3 +64,19 @@ class StopAfter:
 
     def end_round(self, summary):
         pass
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str, list[str]]:
+    """``htflow ARGV`` in this process, as a fresh process would run it: (exit status, stdout,
+    stderr lines)."""
+    from htflow.cli import main
+    from htflow.store import connections
+
+    connections._CHECKED.clear()  # a new process checks each store file again
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err.strip().splitlines()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import run_cli
 from pymatgen.core import Composition
 
-from htflow.cli import main
 from htflow.datasets import aggregate
 from htflow.schemas.config import StoreConfig
 from htflow.store.db import CampaignDB
@@ -27,13 +27,7 @@ NbMoTaW,,,,
 
 
 def htflow(argv, capsys) -> tuple[int, str, list[str]]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err.strip().splitlines()
+    return run_cli(argv, capsys)
 
 
 def imported(campaign: str | None = None) -> list[dict]:

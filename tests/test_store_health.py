@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_cli
 
 from htflow.cli import main
 from htflow.store import connections
@@ -36,15 +37,8 @@ def clean_store(tmp_path_factory):
     return root
 
 
-def htflow(argv, capsys):
-    connections._CHECKED.clear()  # every command is a new process in real use
-    try:
-        main(argv)
-        rc = 0
-    except SystemExit as exc:
-        rc = exc.code or 0
-    out, err = capsys.readouterr()
-    return rc, out, err.strip().splitlines()
+def htflow(argv, capsys) -> tuple[int, str, list[str]]:
+    return run_cli(argv, capsys)
 
 
 def copy(clean_store, tmp_path) -> Path:
