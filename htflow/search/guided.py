@@ -258,7 +258,8 @@ class SurrogateGenerator:
         prior_comps, prior_values, prior_info = [], [], {}
         if ctx.prior and not multi:
             prior_comps, prior_values, prior_info = prior_training(
-                ctx.prior, els, {r["key"]: float(r[name]) for r in done})
+                ctx.prior, els, {r["key"]: float(r[name]) for r in done},
+                {r["key"]: r["composition"] for r in done})
             ctx.report["prior"] = prior_info
         if len(done) + len(prior_comps) < max(s.initial, 2):
             ctx.report["phase"] = f"initial ({s.initial_sampler})"
