@@ -289,7 +289,8 @@ class SurrogateGenerator:
             threshold = functools.partial(_above, hull, s.stable_within)
             ctx.report["stable_within"] = s.stable_within
         sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
-                                       allow_prune=not multi and len(done) >= s.prune.min_results,
+                                       allow_prune=not multi and not prior_comps
+                                       and len(done) >= s.prune.min_results,
                                        refine=refine, feasible=feasible,
                                        threshold=threshold)
         if sel.candidates is not None:

@@ -10,8 +10,9 @@ the campaign has :data:`MIN_SHARED` results; before that, 0 (the same scale is a
 campaign tends to compute compositions the prior does not have, so waiting for shared ones alone
 would leave the offset unlearned, and the model fitting two scales at once. Where the campaign has its
 own value for a composition, the prior's is dropped. Only compositions inside the campaign's
-elements are used. The prior trains the model but never prunes: candidates are ruled out only
-once the campaign has ``search.surrogate.prune.min_results`` results of its own.
+elements are used. While a prior is used, nothing is pruned: a model partly trained on another
+fidelity's noisy values ruled out the true optimum of a 130-composition pool in one benchmark
+seed in ten.
 """
 
 from __future__ import annotations
