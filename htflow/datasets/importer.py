@@ -125,12 +125,6 @@ def store_rows(db: CampaignDB, prepared: Prepared) -> ImportSummary:
     return summary
 
 
-def import_table(db: CampaignDB, df: pd.DataFrame, path: Path, campaign: str, cmap: ColumnMap,
-                 skip_bad_rows: bool = False, advance: Callable[[int], None] | None = None) -> ImportSummary:
-    """Check every row of ``df`` (read from ``path``), then store the good ones under ``campaign``."""
-    return store_rows(db, prepare(df, path, campaign, cmap, skip_bad_rows, advance))
-
-
 def aggregate(db: CampaignDB, campaign: str, prop: str) -> dict[str, dict]:
     """One value per composition for the model: mean, spread (sample standard deviation, 0 for a
     single row), count, and the composition."""
