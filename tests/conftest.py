@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import htflow_env, small_campaign_config
+from helpers import serving, small_campaign_config
 
 #: BoTorch compiles its fused qLogEHVI kernel once per machine (about a minute) into torch's
 #: extension cache; the tests share the user's cache instead of compiling it in every fresh HOME
@@ -41,12 +41,6 @@ def live_server(tmp_path_factory):
     Yields ``(url, store_path)``. Read-only tests share it (the OPTIMADE
     validator and the browser need a live server, not a test client).
     """
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
     from htflow.analysis.builder import MaterialsBuilder
     from htflow.campaign.loop import Campaign
     from htflow.campaign.validation import parse_config
@@ -59,31 +53,5 @@ def live_server(tmp_path_factory):
     camp.run()
     with camp.db:
         MaterialsBuilder(camp.db.results, camp.db.materials).build()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    env = htflow_env()
-    env["OPTIMADE_LOG_DIR"] = str(root / "optimade-logs")
-    log = open(root / "serve.log", "w")  # noqa: SIM115 (open for the server's life)
-    proc = subprocess.Popen([sys.executable, "-m", "htflow.cli", "serve", "--store", store, "--port", str(port)],
-                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(url + "/api/campaigns", timeout=2).read()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("htflow serve did not start: " + (root / "serve.log").read_text()) from None
-            time.sleep(0.2)
-    try:
+    with serving(store, root) as url:
         yield url, store
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 from pathlib import Path
@@ -80,3 +81,42 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str, list[str]]:
         code = exc.code or 0
     out, err = capsys.readouterr()
     return code, out, err.strip().splitlines()
+
+
+@contextlib.contextmanager
+def serving(store: str, root: Path):
+    """``htflow serve --store STORE`` as a real process on a free loopback port; yields its URL."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    env = htflow_env()
+    env["OPTIMADE_LOG_DIR"] = str(root / "optimade-logs")
+    log = open(root / "serve.log", "w")  # noqa: SIM115 (open for the server's life)
+    proc = subprocess.Popen([sys.executable, "-m", "htflow.cli", "serve", "--store", store, "--port", str(port)],
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/campaigns", timeout=2).read()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError("htflow serve did not start: " + (root / "serve.log").read_text()) from None
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -74,7 +74,7 @@ CASES = [
     ("n-atoms-not-multiple", "structure.n_atoms", 30, ["structure.n_atoms", "30", "multiple of the 4"]),
     ("n-atoms-zero", "structure.n_atoms", 0, ["structure.n_atoms", "greater than or equal to 1"]),
     ("unknown-prototype", "structure.prototype", "fcc2", ["structure.prototype", "'fcc2'", "fcc, bcc, hcp"]),
-    ("unknown-calculator", "calculator.name", "vasp2", ["calculator.name", "'vasp2'", "allowed: chgnet, emt, lookup"]),
+    ("unknown-calculator", "calculator.name", "vasp2", ["calculator.name", "'vasp2'", "allowed: chgnet, emt, experiment, lookup"]),
     ("bad-calculator-path", "calculator.name", "no_such_module:Calc", ["calculator.name", "cannot import"]),
     ("calculator-not-a-calculator", "calculator.name", "htflow.space.compositions:composition_key",
      ["calculator.name", "expected a jobflow Maker"]),

@@ -27,7 +27,8 @@ def test_bundled_campaign_files_are_valid(path, tmp_path, monkeypatch):
         (tmp_path / "vasp_std").write_text("#!/bin/sh\n")
         (tmp_path / "vasp_std").chmod(0o755)
         monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    if path.name == "list-space.yaml":  # its list is named relative to the checkout, where it is run from
+    if path.name in ("list-space.yaml", "experiment.yaml", "experiment-replay.yaml"):
+        # their lists are named relative to the checkout, where they are run from
         monkeypatch.chdir(ROOT)
     if path.name == "warm-start.yaml":  # its prior is a data set imported into the store first
         from htflow.cli import main

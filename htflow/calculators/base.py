@@ -33,7 +33,8 @@ class CalculatorSpec:
     name: str
     make_relax: Any  # callable(CalculatorConfig) -> Maker
     elements: frozenset[str] | None = None
-    properties: tuple[str, ...] = BASE_PROPERTIES
+    #: what it yields (objectives must be among them); None: any name (a laboratory's measurements)
+    properties: tuple[str, ...] | None = BASE_PROPERTIES
     meta: dict = field(default_factory=dict)
 
     def relax_maker(self, cfg: CalculatorConfig) -> Maker:

@@ -17,6 +17,7 @@ from atomate2.ase.jobs import AseRelaxMaker, EmtRelaxMaker
 from jobflow import Maker
 
 from htflow.calculators.base import EMT_ELEMENTS, CalculatorSpec, ase_relax_kwargs
+from htflow.calculators.experiment import ExperimentSpec
 from htflow.calculators.lookup import LookupSpec
 from htflow.calculators.mlip import POTENTIALS, MLIPSpec
 from htflow.calculators.vasp import VaspSpec
@@ -32,6 +33,7 @@ def _emt(cfg: CalculatorConfig) -> Maker:
 REGISTRY: dict[str, CalculatorSpec] = {
     "emt": CalculatorSpec("emt", _emt, EMT_ELEMENTS, meta={"method": "EMT (ASE)"}),
     "lookup": LookupSpec(),
+    "experiment": ExperimentSpec(),
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from htflow.analysis.hull import load_phases
 from htflow.calculators.flows import EvaluationMaker
 from htflow.calculators.registry import get_calculator
-from htflow.campaign import evaluation, promotion, resume
+from htflow.campaign import evaluation, experiment, promotion, resume
 from htflow.campaign.proposals import Proposer
 from htflow.campaign.rounds import (
     RoundSummary,
@@ -35,8 +35,7 @@ from htflow.report.view import CampaignView
 from htflow.schemas.config import CampaignConfig
 from htflow.schemas.documents import CampaignDoc, CampaignState, CandidateDoc, ResultDoc, Status
 from htflow.search.registry import get_generator
-from htflow.space.build import build_space
-from htflow.space.structures import StructureBuilder
+from htflow.space.build import build_space, make_builder
 from htflow.store.db import CampaignDB
 from htflow.store.locks import DriverLock
 from htflow.store.repository import CampaignRepository, now
@@ -63,8 +62,7 @@ class Campaign:
         self.db = db or CampaignDB(config.store)
         self.repo = CampaignRepository(self.db, config.name)
         self.space = build_space(config.space)
-        self.builder = StructureBuilder(config.structure.prototype, config.structure.n_atoms,
-                                        config.structure.lattice_constant)
+        self.builder = make_builder(config)
         self.calculator = get_calculator(config.calculator.name)
         self.generator = get_generator(config.search.sampler, config.search.surrogate)
         self.executor = get_executor(config.executor, announce, tag=config.name)
@@ -72,6 +70,8 @@ class Campaign:
         self.phases = load_phases(phases, self.space.elements) if phases else []
         self.proposer = Proposer(config, self.repo, self.space, self.builder, self.generator, self.phases)
         self.label = ""
+        #: experiment campaigns: propose the next round once some of the awaited samples are in
+        self.proceed_with_partial = False
         self._lock: DriverLock | None = None  # held while run() drives the campaign
         #: multi-fidelity: the campaign of the promoted calculator (same store and executor)
         self.promoted: Campaign | None = None
@@ -146,7 +146,8 @@ class Campaign:
         promotion.promote(self, doc, rnd, progress)
 
     # -- the loop --------------------------------------------------------------------------------
-    def run(self, progress: Any = None, force: bool = False) -> CampaignDoc:
+    def run(self, progress: Any = None, force: bool = False,
+            proceed_with_partial: bool = False) -> CampaignDoc:
         """Run (or resume) the campaign to its end; returns the campaign document.
 
         ``progress`` is an optional object with ``start_round(round, n)``,
@@ -154,8 +155,11 @@ class Campaign:
         One driver at a time: another live driver of the campaign is an error naming it
         (:class:`~htflow.store.locks.CampaignLocked`), a dead one's lock is taken over, and
         ``force`` takes any lock. The executor's workers and the lock are released when it
-        returns or raises.
+        returns or raises. An experiment campaign returns when it waits for measurements (state
+        ``waiting``, ``doc["awaiting"]``); ``proceed_with_partial`` then lets it go on with those
+        that arrived (:mod:`htflow.campaign.experiment`).
         """
+        self.proceed_with_partial = proceed_with_partial
         self._lock = DriverLock(self.db, self.name)
         self._lock.acquire(force)
         if self._lock.taken_over and self.announce:
@@ -169,20 +173,28 @@ class Campaign:
             self._lock.release()
 
     def _run(self, progress: Any) -> CampaignDoc:
-        self.maker  # noqa: B018 (a calculator that cannot be set up fails here, before anything is written)
+        measured = self.config.is_experiment
+        if not measured:
+            self.maker  # noqa: B018 (a calculator that cannot be set up fails here, before anything is written)
         if self.promoted is not None:
             self.promoted.maker  # noqa: B018
         with self.db:
             doc = self.open()
             if resume.finished(doc, self.config):
                 return doc  # a rerun computes nothing unless the budget or patience was raised
-            refs = self.references(doc)
+            refs = {} if measured else self.references(doc)
             doc["state"] = CampaignState.RUNNING.value
+            doc.pop("awaiting", None)
             self.repo.save_doc(doc)
             self._finish_promotions(doc, progress)
             stop_reason = None
             while stop_reason is None:
-                stop_reason = self._round(doc, refs, progress)
+                stop_reason = (experiment.step(self, doc, progress, self.proceed_with_partial) if measured
+                               else self._round(doc, refs, progress))
+            if stop_reason == experiment.WAITING:
+                doc["state"] = CampaignState.WAITING.value
+                self.repo.save_doc(doc)
+                return doc
             doc["state"] = CampaignState.COMPLETE.value
             doc["stop_reason"] = stop_reason
             doc["stopped_with"] = resume.stop_settings(self.config)
@@ -245,16 +257,18 @@ class Campaign:
         if self.batch_maker is not None and tasks:
             tasks = evaluation.batched(tasks, refs, self.batch_maker)
         for outcome in itertools.chain(known, self._outcomes(tasks)):  # stored as each arrives
-            self._store(doc, by_key[outcome.key], outcome, progress)
-        self._end_round(doc, rnd, refs, progress)
+            result = evaluation.result_doc(self.config, self.calculator_metadata, self.builder,
+                                           by_key[outcome.key], outcome)
+            self.record(doc, by_key[outcome.key], result, progress, outcome)
+        self.end_round(doc, rnd, refs, progress)
 
     def _outcomes(self, tasks: list) -> Iterator[Outcome]:
         for outcome in self.executor.run(tasks, self.db.job_store()):
             yield from evaluation.unbatched(outcome)
 
-    def _store(self, doc: CampaignDoc, cand: CandidateDoc, outcome: Outcome, progress: Any) -> None:
+    def record(self, doc: CampaignDoc, cand: CandidateDoc, result: ResultDoc, progress: Any,
+               outcome: Outcome) -> None:
         """Write one result with its candidate's new status, in one transaction."""
-        result = evaluation.result_doc(self.config, self.calculator_metadata, self.builder, cand, outcome)
         cand["status"] = result["status"]
         cand["finished_at"] = now()
         with self.db.transaction():
@@ -266,12 +280,13 @@ class Campaign:
         if progress:
             progress.advance(outcome, doc.get("best"))
 
-    def _end_round(self, doc: CampaignDoc, rnd: int, refs: dict[str, float], progress: Any) -> None:
+    def end_round(self, doc: CampaignDoc, rnd: int, refs: dict[str, float], progress: Any) -> None:
         """The hull, the Pareto front and the round's summary, once its results are in."""
         fields = ["key", "counts", "energy_per_atom", "status", "formula", "e_above_hull",
                   *(o.name for o in self.config.objectives)]
         done = self.repo.results(Status.DONE, list(dict.fromkeys(fields)))
-        hull = update_hull(self.repo, self.config, refs, done, self.phases)
+        hull = (None if self.config.is_experiment  # measured: no energies, no hull
+                else update_hull(self.repo, self.config, refs, done, self.phases))
         pareto = update_pareto(doc, done, list(self.config.objectives))
         best = doc.get("best") or {}
         # the whole round's results: a resumed round evaluated only what an interruption left

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from htflow.analysis.hull import load_phases
 from htflow.calculators.registry import get_calculator
+from htflow.datasets.oracle import Oracle
 from htflow.errors import InputError
 from htflow.execution.cluster_file import load_cluster_file
 from htflow.schemas.config import CampaignConfig, SurrogateConfig
@@ -51,12 +52,14 @@ def _check_structure(cfg: CampaignConfig) -> None:
 def _check_realisable(cfg: CampaignConfig, space: CompositionSpace) -> None:
     """The grid step (or the bounds of a continuous space) fit whole atoms of the supercell."""
     n_atoms = cfg.structure.n_atoms
-    if space.points is not None:  # a list: each composition is realised on the cell as it is
+    if space.points is not None or (cfg.is_experiment and space.is_grid):  # made as listed (or as proposed)
         try:
             space.check_grid()
             space.pool()
         except SpaceError as exc:
             raise InputError(str(exc)) from None
+        return
+    if cfg.is_experiment:  # a laboratory makes any composition in the bounds
         return
     if space.is_grid:
         atoms = space.step * n_atoms
@@ -92,9 +95,8 @@ def check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:
 
 
 def _check_objectives(cfg: CampaignConfig, properties: Any) -> None:
-
     for i, obj in enumerate(cfg.objectives):
-        if obj.name not in properties:
+        if properties is not None and obj.name not in properties:
             raise InputError(f"objectives[{i}].name: {obj.name!r} is not computed by calculator "
                              f"{cfg.calculator.name!r}{suggest(obj.name, properties)}; allowed: "
                              f"{', '.join(sorted(properties))}")
@@ -110,6 +112,9 @@ def _check_objectives(cfg: CampaignConfig, properties: Any) -> None:
 def _check_promotion(cfg: CampaignConfig) -> None:
     if cfg.promote is None:
         return
+    if cfg.promote.calculator.name == "experiment":
+        raise InputError("promote.calculator: 'experiment' cannot be promoted to; run an experiment campaign "
+                         "with space mode list on the screening campaign's best (htflow export)")
     if cfg.promote.best == 0 and cfg.promote.uncertain == 0:
         raise InputError("promote: best and uncertain are both 0, so nothing would be promoted")
     try:
@@ -141,6 +146,22 @@ def _check_prior(cfg: CampaignConfig) -> None:
                                  f"{name!r} in {db.location}; imported data sets: {sets}")
 
 
+def _check_experiment(cfg: CampaignConfig) -> None:
+    """An experiment campaign has no structure block; its oracle table (a replay) holds the objectives."""
+    if "structure" in cfg.model_fields_set:
+        raise InputError("structure: an experiment campaign makes each composition in a laboratory, so it "
+                         "has no structure block; remove it")
+    if cfg.reference_phases:
+        raise InputError("reference_phases: an experiment campaign has no energies for a convex hull; "
+                         "remove it")
+    if cfg.search.surrogate.stable_within is not None:
+        raise InputError("search.surrogate.stable_within: measures distances to a computed convex hull; "
+                         "an experiment campaign has none")
+    oracle = cfg.calculator.options.get("oracle")
+    if oracle:
+        Oracle(str(oracle), tuple(o.name for o in cfg.objectives))
+
+
 def check(cfg: CampaignConfig) -> None:
     """Every check across fields and layers; raises :class:`InputError` naming the field."""
     try:
@@ -149,7 +170,10 @@ def check(cfg: CampaignConfig) -> None:
         raise InputError(str(exc)) from None
     if cfg.space.mode != "grid" and "step" in cfg.space.model_fields_set:
         raise InputError(f"space.step: a {cfg.space.mode} space has no step; remove it or use mode: grid")
-    _check_structure(cfg)
+    if cfg.is_experiment:
+        _check_experiment(cfg)
+    else:
+        _check_structure(cfg)
     _check_realisable(cfg, space)
     calc = get_calculator(cfg.calculator.name)
     calc.check(cfg, space)

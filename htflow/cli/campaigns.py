@@ -12,6 +12,7 @@ from htflow.cli.app import StoreOpt, app, console
 from htflow.cli.common import campaign_doc, open_db
 from htflow.cli.tables import best_table, model_table, rounds_table
 from htflow.errors import InputError
+from htflow.schemas.documents import IMPORTED
 from htflow.store.repository import CampaignRepository
 
 
@@ -40,6 +41,11 @@ def status(
         + (f", pruned {counts['pruned']}" if counts["pruned"] else "")
         + f"; store {db.location}"
     )
+    wait = doc.get("awaiting")
+    if doc["state"] == "waiting" and wait:
+        out.print(f"awaiting {counts['proposed'] + counts['running']} measurements (round "
+                  f"{', '.join(map(str, wait['rounds']))}): fill in {' and '.join(wait['worksheets'])}, then "
+                  "htflow ingest FILE and htflow run", soft_wrap=True, highlight=False)
     out.print(rounds_table(doc.get("rounds", []), obj["name"]))
     model = model_table(doc.get("rounds", []))
     if model is not None:
@@ -82,15 +88,17 @@ def build(store: StoreOpt = None) -> None:
     """Gather every campaign's results into one materials collection (one document per material).
 
     A material is a composition (as realised) on one prototype and cell; the
-    result of the highest fidelity is kept (DFT over ML potentials over EMT).
-    Reruns only rebuild materials with newer results. Query it with
+    result of the highest fidelity is kept (measured over DFT over ML potentials
+    over EMT). Each imported data set's compositions are materials too (the mean
+    of each property, with the file and DOI as source). Reruns only rebuild
+    materials with newer results. Query it with
     `htflow query --collection materials`.
     """
     from htflow.analysis.builder import MaterialsBuilder  # lazy: CLI start-up
 
     db = open_db(store)
     with db:
-        builder = MaterialsBuilder(db.results, db.materials)
+        builder = MaterialsBuilder(db.results, db.materials, imported=db.collection(IMPORTED))
         n = builder.build()
         total = db.materials.count()
     console().print(f"materials: {n} built or updated, {total} in all; store {db.location}")

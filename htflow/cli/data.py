@@ -66,7 +66,7 @@ def _emit(rows: list[dict], fields: list[str] | None, fmt: Fmt, out: TextIO) -> 
         return
     cols = fields or _default_columns(rows)
 
-    flat = [{c: get(r, c) for c in cols} for r in rows]
+    flat = [{c: _source_text(get(r, c)) if c == "source" else get(r, c) for c in cols} for r in rows]
     if fmt == Fmt.csv:
         w = csv.writer(out)
         w.writerow(cols)
@@ -82,11 +82,23 @@ def _emit(rows: list[dict], fields: list[str] | None, fmt: Fmt, out: TextIO) -> 
     console().print(table)
 
 
+def _source_text(source: object) -> object:
+    """Where a measured or imported row comes from, short: ``file lab-round-1.csv row 3``."""
+    if not isinstance(source, dict):
+        return source
+    keys = ("imported", "oracle", "file", "row", "doi")
+    return ", ".join(f"{k} {source[k]}" for k in keys if source.get(k))
+
+
 def _default_columns(rows: list[dict]) -> list[str]:
     preferred = ["campaign", "key", "formula", "status", "round", "formation_energy_per_atom",
-                 "energy_per_atom", "volume_per_atom", "error", "name", "state"]  # fmt: skip
+                 "energy_per_atom", "volume_per_atom", "error", "name", "state", "file", "doi"]  # fmt: skip
     present = {k for r in rows for k in r}
     cols = [c for c in preferred if c in present]
+    # measured results name their properties (a list); imported rows hold them (a mapping)
+    props = dict.fromkeys(p if isinstance(r.get("properties"), list) else f"properties.{p}"
+                          for r in rows for p in r.get("properties") or [])
+    cols += [*props, *(["source"] if "source" in present else [])]
     return cols or sorted(k for k in present if not isinstance(rows[0].get(k), dict | list))[:8]
 
 
@@ -136,12 +148,14 @@ def export(
                          "path")
     db = open_db(store)
     with db:
-        campaign_doc(db, name)
+        doc = campaign_doc(db, name)
         rows = _query_rows(db, "results", {}, None, ["round", "key"], 0, name)
     fields = None
     if format == Fmt.csv:
         fields = ["key", "formula", "status", "round", "nelements", "n_atoms", "energy_per_atom",
                   "formation_energy_per_atom", "volume_per_atom", "density", "error"]  # fmt: skip
+        objectives = [o["name"] for o in doc["config"]["objectives"] if o["name"] not in fields]
+        fields += objectives + (["source"] if any("source" in r for r in rows) else [])
     buf = io.StringIO()
     _emit(rows, fields, format, buf)
     if output is None:

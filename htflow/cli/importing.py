@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from htflow.cli.app import StoreOpt, app, console
-from htflow.cli.common import store_config
+from htflow.cli.common import campaign_doc, store_config
 from htflow.errors import InputError
 from htflow.schemas.config import NAME_PATTERN
 
@@ -135,3 +135,62 @@ def _report(summary: Any, what: str, location: str) -> None:
               f"more than once; store {location}", soft_wrap=True)
     out.print(f"see them with: htflow query --collection imported --campaign {summary.campaign}",
               soft_wrap=True)
+
+
+def _ingest_store(store: str | None, file: Path) -> Any:
+    """``--store``, else ``$HTFLOW_STORE``, else the store whose ``worksheets/`` folder holds the file,
+    else the default store."""
+    from htflow.settings import get_settings  # lazy: CLI start-up
+    from htflow.store.db import CampaignDB  # lazy: CLI start-up
+
+    if store or get_settings().store:
+        return store_config(store)
+    folder = file.resolve().parent
+    if folder.name == "worksheets":
+        cfg = store_config(str(folder.parent))
+        if CampaignDB(cfg).exists():
+            return cfg
+    return store_config(None)
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="The filled-in worksheet (CSV or Excel), or any table with "
+                                              "key or formula and the objective columns.")],
+    campaign: Annotated[str | None, typer.Option(
+        "--campaign", "-c", help="The experiment campaign (default: from the worksheet's name).")] = None,
+    sheet: SheetOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Record a laboratory's measurements of an experiment campaign's samples.
+
+    Each row is a sample (by key, or by formula): a value for every objective (optional
+    <objective>_uncertainty), or status 'failed' with the reason in 'note'; rows left empty are
+    still awaited. Every row is checked first: one bad row refuses the file, nothing is written.
+    """
+    from htflow.campaign import experiment  # lazy: CLI start-up (the campaign loop imports atomate2)
+    from htflow.datasets.tables import read_table  # lazy: CLI start-up
+    from htflow.schemas.config import stored_config  # lazy: CLI start-up
+    from htflow.store.db import CampaignDB  # lazy: CLI start-up
+
+    df = read_table(file, sheet)
+    cfg = _ingest_store(store, file)
+    db = CampaignDB(cfg)
+    if not db.exists():
+        raise InputError(f"no htflow store at {db.location}; pass --store (the store of the campaign)")
+    with db:
+        names = db.campaigns.distinct("name")
+        if campaign is None:
+            waiting = [d["name"] for d in db.campaigns.query({"state": "waiting"}, ["name"])]
+            campaign = experiment.campaign_for_file(file, names, waiting)
+        doc = campaign_doc(db, campaign)
+        summary = experiment.ingest(db, stored_config(doc["config"], cfg), file, df)
+    out = console()
+    left = sum(summary.awaiting.values())
+    by_round = ", ".join(f"round {r}: {n}" for r, n in sorted(summary.awaiting.items()))
+    out.print(f"{file.name}: {summary.measured} measurements and {summary.failed} failed samples recorded "
+              f"for {summary.campaign!r}; {summary.already} already recorded; "
+              + (f"{left} still awaited ({by_round})" if left else "the round is complete"),
+              soft_wrap=True, highlight=False)
+    out.print("next: htflow run <campaign file>" + (" (or --proceed-with-partial to go on without them)"
+                                                       if left else ""), soft_wrap=True, highlight=False)

@@ -33,13 +33,18 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Run even if another driver holds the campaign (use only when it is gone).")] = False,
+    proceed_with_partial: Annotated[bool, typer.Option(
+        "--proceed-with-partial", help="Experiment campaigns: propose the next round with the measurements "
+        "that have arrived, without waiting for the rest of the round.")] = False,
 ) -> None:
     """Run a campaign to its budget, or continue it where it stopped.
 
     Validates the whole file first. Every result is stored as soon as it is
     computed; run the same command again after a crash or Ctrl-C to continue.
     Where the work runs (--executor, --workers, --cluster, --address) may
-    change between runs of the same campaign.
+    change between runs of the same campaign. An experiment campaign
+    (calculator: experiment) writes the round's worksheet and stops; record
+    the measurements with `htflow ingest` and run again.
     """
     from htflow.campaign.loop import Campaign  # lazy: CLI start-up (atomate2 takes 3 s to import)
     from htflow.campaign.validation import load_config  # lazy: CLI start-up
@@ -48,16 +53,36 @@ def run(
     out = console()
     camp = Campaign(cfg, announce=lambda line: out.print(line, highlight=False, soft_wrap=True))
     camp.db.connect()  # a damaged, locked or unwritable store is refused before anything is said or done
+    elements = camp.space.elements
+    replay = " (replayed from a table)" if cfg.calculator.options.get("oracle") else ""
+    made = ("measured in a laboratory" + replay
+            if cfg.is_experiment else f"{cfg.structure.prototype} {cfg.structure.n_atoms} atoms, "
+            f"calculator {cfg.calculator.name}")
     out.print(
-        f"[bold]{cfg.name}[/]: {len(cfg.space.elements)} elements ({', '.join(camp.space.elements)}), "
-        f"{cfg.structure.prototype} {cfg.structure.n_atoms} atoms, calculator {cfg.calculator.name}, "
-        f"sampler {cfg.search.sampler}, budget {cfg.search.budget}; store {camp.db.location}"
+        f"[bold]{cfg.name}[/]: {len(elements)} elements ({', '.join(elements[:12])}"
+        f"{', ...' if len(elements) > 12 else ''}), {made}, sampler {cfg.search.sampler}, "
+        f"budget {cfg.search.budget}; store {camp.db.location}", soft_wrap=True,
     )
     before = camp.repo.count_results()
     progress = None if quiet else RoundProgress(out, cfg.objective.name, cfg.search.budget)
-    doc = camp.run(progress=progress, force=force)
-    _summary(camp, doc, camp.repo.count_results() - before, top)
+    doc = camp.run(progress=progress, force=force, proceed_with_partial=proceed_with_partial)
+    if doc.get("state") == "waiting":
+        _waiting(camp, doc)
+    else:
+        _summary(camp, doc, camp.repo.count_results() - before, top)
     camp.db.close()
+
+
+def _waiting(camp: Any, doc: dict) -> None:
+    """Where the worksheet is and what to do with it."""
+    out, wait = console(), doc["awaiting"]
+    st = camp.status()["counts"]
+    sheets = wait["worksheets"]
+    out.print(f"{st['done']} measured and {st['failed']} failed so far; waiting for {wait['samples']} "
+              f"measurements: fill in {' and '.join(sheets)} and run `htflow ingest {sheets[-1]}`",
+              soft_wrap=True, highlight=False)
+    out.print("then run this command again for the next round (--proceed-with-partial: without waiting for "
+              "every sample)", soft_wrap=True, highlight=False)
 
 
 def _summary(camp: Any, doc: dict, new: int, top: int) -> None:
@@ -66,7 +91,8 @@ def _summary(camp: Any, doc: dict, new: int, top: int) -> None:
     st = camp.status()["counts"]
     if new == 0:
         out.print(f"campaign {cfg.name!r} is complete ({doc['stop_reason']}); nothing to compute")
-    out.print(f"{new} computed now; {st['done']} done and {st['failed']} failed in all; "
+    verb = "measured" if cfg.is_experiment else "computed"
+    out.print(f"{new} {verb} now; {st['done']} done and {st['failed']} failed in all; "
               f"stopped: {doc['stop_reason']}")
     rows = camp.best(top)
     if rows:

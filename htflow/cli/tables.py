@@ -15,14 +15,17 @@ def best_table(rows: list[dict], objective: str, title: str) -> Table:
     """A rich table of the best results."""
     short = {"formation_energy_per_atom": "E_form", "energy_per_atom": "E",
              "volume_per_atom": "V", "density": "density"}  # fmt: skip
-    table = Table(title=title, caption="E_form, E: eV/atom; V: Å³/atom; density: g/cm³")
-    table.add_column("#", justify="right")
-    table.add_column("key", no_wrap=True)
-    table.add_column("formula", no_wrap=True)
-    extra = [c for c in ("energy_per_atom", "volume_per_atom") if c != objective]
+    extra = [c for c in ("energy_per_atom", "volume_per_atom")
+             if c != objective and any(r.get(c) is not None for r in rows)]  # measured results have none
+    units = "E_form, E: eV/atom; V: Å³/atom; density: g/cm³"
+    table = Table(title=title, caption=units if extra or objective in short else None)
+    table.add_column("#", justify="right", no_wrap=True)
+    # long keys and formulas (many elements) give way; the values never do
+    table.add_column("key", no_wrap=True, overflow="ellipsis", max_width=26)
+    table.add_column("formula", no_wrap=True, overflow="ellipsis", max_width=26)
     for col in (objective, *extra):
-        table.add_column(short.get(col, col), justify="right")
-    table.add_column("round", justify="right")
+        table.add_column(short.get(col, col), justify="right", no_wrap=True, min_width=7)
+    table.add_column("round", justify="right", no_wrap=True, min_width=5)
     for i, r in enumerate(rows, 1):
         table.add_row(str(i), r["key"], r.get("formula", ""), fmt(r.get(objective)),
                       *(fmt(r.get(c)) for c in extra), str(r.get("round")))
@@ -51,8 +54,10 @@ class RoundProgress:
         self.bar.update(self.task, advance=1, best=text)
 
     def end_round(self, summary: Any) -> None:
-        self.bar.stop()
-        self.bar.remove_task(self.task)
+        if self.task is not None:  # (a round measured elsewhere and summarised now has no bar)
+            self.bar.stop()
+            self.bar.remove_task(self.task)
+            self.task = None
         self.console.print(
             f"round {summary.round}{', ' + summary.label if summary.label else ''}: "
             f"{summary.evaluated} evaluated, {summary.failed} failed; "

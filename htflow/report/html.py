@@ -12,7 +12,7 @@ from htflow.report.plots import composition_map, learning_curve_plot, parity_plo
 from htflow.report.stability import hull_plot, pareto_plot
 from htflow.report.style import fmt
 from htflow.report.view import CampaignView, pool_values
-from htflow.schemas.documents import CampaignDoc, Status
+from htflow.schemas.documents import IMPORTED, CampaignDoc, Status
 
 PLOTS = ("learning-curve", "composition-map", "parity", "hull", "pareto")
 """The report's plots, by name (``NAME.png``)."""
@@ -106,6 +106,35 @@ def _model_rows(rounds: list[dict]) -> list[list]:
     return rows
 
 
+def _source(result: dict) -> str:
+    src = result.get("source") or {}
+    if src.get("file"):
+        return f"{src['file']} row {src.get('row', '?')}"
+    return f"replayed from {src['oracle']}" if src.get("oracle") else "—"
+
+
+def data_sources(view: CampaignView) -> list[list]:
+    """Where the campaign's data come from: measured (per worksheet or table) and the imported
+    data sets it was warm-started with (rows, files, DOIs)."""
+    cfg, rows = view.config, []
+    if cfg.is_experiment:
+        per: dict[str, int] = {}
+        for r in view.repo.results(properties=["source"]):
+            src = r.get("source") or {}
+            label = src.get("file") or (f"oracle {src['oracle']}" if src.get("oracle") else "?")
+            per[label] = per.get(label, 0) + 1
+        rows += [["measured", cfg.name, label, n, "—"] for label, n in sorted(per.items())]
+    store = view.db.collection(IMPORTED)
+    for name in cfg.search.prior:
+        docs = list(store.query({"campaign": name}, ["file", "doi"]))
+        names = sorted({d.get("file") or "?" for d in docs})
+        dois = sorted({d["doi"] for d in docs if d.get("doi")})
+        rows.append(["prior (imported)", name, ", ".join(names[:3]) + (" ..." if len(names) > 3 else ""),
+                     len(docs), ", ".join(dois[:3]) + (f" and {len(dois) - 3} more" if len(dois) > 3 else "")
+                     or "—"])
+    return rows
+
+
 def write_report(view: CampaignView, out: Path) -> Path:
     """``out/index.html`` (self-contained: the PNGs are embedded) plus the PNGs beside it."""
     cfg = view.config
@@ -116,13 +145,18 @@ def write_report(view: CampaignView, out: Path) -> Path:
     plots = campaign_plots(view, doc, results, out, pool=pool)
     best, b = view.best(10), doc.get("best") or {}
     failed = view.repo.results(Status.FAILED, ["key", "round", "error"])
+    st = cfg.structure
+    made = "made in a laboratory" if cfg.is_experiment else f"{st.prototype} {st.n_atoms} atoms"
     summary = _table(
         ["elements", "structure", "calculator", "objective", "sampler", "budget", "done", "failed", "pruned",
          "state", "best"],
-        [[" ".join(view.space.elements), f"{cfg.structure.prototype} {cfg.structure.n_atoms} atoms",
+        [[" ".join(view.space.elements), made,
           cfg.calculator.name, f"{objective} ({goal})", cfg.search.sampler, cfg.search.budget,
           counts["done"], counts["failed"], counts["pruned"], doc.get("state"),
           f"{b.get('formula', '—')} {fmt(b.get('value'))}"]])
+    sources = data_sources(view)
+    if sources:
+        summary += "<h2>Data</h2>" + _table(["kind", "data set", "files", "rows", "DOIs"], sources)
     tradeoff = ""
     if len(cfg.objectives) > 1:
         tradeoff = "<h2>Trade-off</h2>" + _img(plots.get("pareto.png"), (
@@ -144,9 +178,12 @@ def write_report(view: CampaignView, out: Path) -> Path:
         composition_map=_img(plots.get("composition-map.png"),
                              f"evaluated compositions coloured by {objective}"),
         n_best=len(best),
-        best_table=_table(["#", "key", "formula", objective, "E above hull (eV/atom)", "round"],
-                          [[i, r["key"], r.get("formula"), fmt(r.get(objective)), fmt(r.get("e_above_hull")),
-                            r.get("round")] for i, r in enumerate(best, 1)]),
+        best_table=(_table(["#", "key", "formula", objective, "source", "round"],
+                           [[i, r["key"], r.get("formula"), fmt(r.get(objective)), _source(r), r.get("round")]
+                            for i, r in enumerate(best, 1)]) if cfg.is_experiment else
+                    _table(["#", "key", "formula", objective, "E above hull (eV/atom)", "round"],
+                           [[i, r["key"], r.get("formula"), fmt(r.get(objective)), fmt(r.get("e_above_hull")),
+                             r.get("round")] for i, r in enumerate(best, 1)])),
         n_failed=len(failed),
         failures=(_table(["key", "round", "error"],
                          [[r["key"], r.get("round"), r.get("error")] for r in failed])

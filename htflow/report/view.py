@@ -14,9 +14,9 @@ from htflow.schemas.documents import CampaignDoc, ResultDoc, Status
 from htflow.search.features import fraction_matrix, get_featurizer
 from htflow.search.planner import surrogate_settings
 from htflow.search.surrogates import get_surrogate
-from htflow.space.build import build_space
+from htflow.space.build import build_space, make_builder
 from htflow.space.compositions import CompositionSpace, composition_key
-from htflow.space.structures import StructureBuilder
+from htflow.space.structures import ExactBuilder, StructureBuilder
 from htflow.store.db import CampaignDB
 from htflow.store.repository import CampaignRepository
 
@@ -28,15 +28,14 @@ class CampaignView:
     config: CampaignConfig
     db: CampaignDB
     space: CompositionSpace = field(init=False)
-    builder: StructureBuilder = field(init=False)
+    builder: StructureBuilder | ExactBuilder = field(init=False)
     repo: CampaignRepository = field(init=False)
     phases: list[dict] = field(init=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
         self.space = build_space(cfg.space)
-        self.builder = StructureBuilder(cfg.structure.prototype, cfg.structure.n_atoms,
-                                        cfg.structure.lattice_constant)
+        self.builder = make_builder(cfg)
         self.repo = CampaignRepository(self.db, cfg.name)
         try:
             phases = cfg.reference_phases

@@ -54,6 +54,21 @@ class VaspOptions(_Options):
     poll_seconds: Annotated[StrictInt | StrictFloat, Field(gt=0)] = 10
 
 
+class ExperimentOptions(_Options):
+    """Laboratory measurements: each round is a worksheet, filled in and read back (``htflow ingest``)."""
+
+    #: replay: a table (CSV/Excel, formula or element columns, one column per objective) that answers
+    #: each round at once instead of a laboratory, so the whole loop runs unattended (benchmarks, tests)
+    oracle: str | None = None
+    #: grams of each sample: the worksheet gives every element's mass to weigh out
+    sample_mass_g: Annotated[StrictInt | StrictFloat, Field(gt=0, le=1e6)] = 10.0
+    #: where worksheets are written (default: ``worksheets/`` in the embedded store's folder)
+    worksheets: str | None = None
+    #: worksheet formats, the first is the one to fill in
+    formats: Annotated[list[Literal["csv", "xlsx"]], Field(min_length=1)] = Field(
+        default_factory=lambda: ["csv", "xlsx"])
+
+
 #: the options model of each built-in calculator
 OPTION_MODELS: dict[str, type[_Options]] = {
     "emt": EmtOptions,
@@ -62,4 +77,5 @@ OPTION_MODELS: dict[str, type[_Options]] = {
     "sevennet": MLIPOptions,
     "mace": MLIPOptions,
     "vasp": VaspOptions,
+    "experiment": ExperimentOptions,
 }

@@ -148,8 +148,10 @@ class PromoteConfig(_Strict):
 class ObjectiveConfig(_Strict):
     """One quantity to optimise."""
 
-    name: str = "formation_energy_per_atom"
+    #: a property name: letters, digits, '_' (a field of every result, a worksheet column); ``unit``: e.g. MPa
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")] = "formation_energy_per_atom"
     goal: Literal["minimize", "maximize"] = "minimize"
+    unit: Annotated[str, Field(max_length=40)] | None = None
     target: float | None = None
     #: hypervolume reference value (several objectives); default: just beyond the first round's worst
     reference: float | None = None
@@ -181,15 +183,12 @@ class SurrogateConfig(_Strict):
     #: continuous spaces: refine the sampled candidates by optimising the acquisition over the
     #: simplex with differential evolution (scipy) for this many generations; 0 turns it off
     evolve: Annotated[int, Field(ge=0, le=1000)] = 30
-    #: learn from failed calculations where they fail (a random-forest classifier on the
-    #: fractions) and weight the acquisition by the probability of success
+    #: learn where evaluations fail (a random-forest classifier); weight the acquisition by P(success)
     feasibility: bool = True
-    #: several objectives: expected hypervolume improvement (BoTorch), ParEGO, or ``auto``
-    #: (EHVI when BoTorch is installed, else ParEGO)
+    #: several objectives: EHVI (BoTorch), ParEGO, or ``auto`` (EHVI when BoTorch is installed)
     multi_objective: Literal["auto", "ehvi", "parego"] = "auto"
-    #: eV/atom: search for compositions within this of the convex hull: the acquisition is the
-    #: probability of a formation energy at most this far above the hull, and pruning rules out
-    #: candidates whose optimistic bound is further above it (objective formation_energy_per_atom)
+    #: eV/atom: search within this of the convex hull: the acquisition is P(formation energy at most this
+    #: above the hull); pruning drops candidates whose optimistic bound is further (formation energy only)
     stable_within: Annotated[float, Field(ge=0, le=10)] | None = None
     prune: PruneConfig = Field(default_factory=PruneConfig)
 
@@ -350,6 +349,11 @@ class CampaignConfig(_Strict):
             raise ValueError(f"objective {', '.join(twice)} is listed more than once; each objective "
                              "names a different property")
         return value
+
+    @property
+    def is_experiment(self) -> bool:
+        """Whether a laboratory (or its replay) measures the candidates (no supercell, any objective)."""
+        return self.calculator.name == "experiment"
 
     @property
     def objective(self) -> ObjectiveConfig:

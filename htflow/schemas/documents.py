@@ -57,6 +57,8 @@ class CampaignState(StrEnum):
     """The state of a campaign document."""
 
     RUNNING = "running"
+    #: an experiment campaign whose worksheet is out: waiting for measurements (``htflow ingest``)
+    WAITING = "waiting"
     COMPLETE = "complete"
 
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from htflow.space.compositions import CompositionSpace, composition_key
+from htflow.space.compositions import CompositionSpace, as_fractions, composition_key
 from htflow.space.structures import StructureBuilder
 
 
@@ -74,6 +74,8 @@ def realise_within(space: CompositionSpace, builder: StructureBuilder,
     most to spare. Constraints are checked on the result.
     """
     counts = builder.realise(fractions)
+    if getattr(builder, "exact", False):  # made as it is: in the space or not
+        return counts if space.contains(as_fractions(counts), 1e-9) else None
     n = sum(counts.values())
 
     def ok(c: dict[str, int]) -> bool:

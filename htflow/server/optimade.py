@@ -15,6 +15,7 @@ server stays read-only however a filter is written.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import time
@@ -50,7 +51,55 @@ PROVIDER_FIELDS: dict[str, tuple[str, str, str | None, str]] = {
     "fidelity": ("fidelity", "integer", None, "fidelity rank of the calculator (higher is better)"),
     "campaign": ("source.campaign", "string", None, "the campaign whose result this entry is"),
     "seen_in": ("seen_in", "list", None, "every campaign that evaluated this material"),
+    "source": ("", "string", None, "where the entry comes from: computed (calculator, campaign), measured "
+                                   "(campaign, worksheet) or imported (data set, file, DOI)"),
+    "properties": ("", "dictionary", None, "measured or imported properties by name (units in "
+                                           "_htflow_units)"),
+    "units": ("units", "dictionary", None, "the unit of each property, where the campaign or import "
+                                           "gave one"),
 }
+
+
+def source_text(material: dict) -> str:
+    """Where a material's numbers come from, in words."""
+    src = material.get("source") or {}
+    if "imported" in src:
+        text = f"imported into {src['imported']} from {src.get('file') or 'a table'}"
+        if src.get("doi"):
+            text += f" (doi {src['doi']})"
+        return text + (f", fidelity {src['fidelity']}" if src.get("fidelity") else "")
+    calc = (material.get("calculator") or {}).get("name", "?")
+    if calc == "experiment":
+        where = f" ({src['file']})" if src.get("file") else f" (replayed from {src['oracle']})" \
+            if src.get("oracle") else ""
+        return f"measured in campaign {src.get('campaign')}{where}"
+    return f"computed with {calc} in campaign {src.get('campaign')}"
+
+
+def _integer_amounts(composition: dict[str, float]) -> dict[str, int]:
+    """Whole-number proportions (to 0.1 at%) of a composition, reduced by their common divisor."""
+    amounts = {el: max(1, round(1000 * x)) for el, x in composition.items() if x > 0}
+    g = math.gcd(*amounts.values())
+    return {el: n // g for el, n in amounts.items()}
+
+
+def _composition_attributes(material: dict) -> dict | None:
+    """OPTIMADE attributes of a composition without a structure (measured or imported): the element
+    and formula fields; sites, lattice and positions are unknown (absent)."""
+    comp = material.get("composition")
+    if not isinstance(comp, dict) or not comp:
+        return None
+    amounts = _integer_amounts(comp)
+    elements = sorted(amounts)
+    total = sum(amounts.values())
+    formula = "".join(f"{el}{n if n > 1 else ''}" for el, n in sorted(amounts.items()))
+    anonymous = "".join(f"{chr(65 + i)}{n if n > 1 else ''}"
+                        for i, n in enumerate(sorted(amounts.values(), reverse=True)))
+    return {"elements": elements, "nelements": len(elements),
+            "elements_ratios": [amounts[el] / total for el in elements],
+            "chemical_formula_descriptive": str(material.get("formula") or formula),
+            "chemical_formula_reduced": formula, "chemical_formula_anonymous": anonymous,
+            "structure_features": []}
 
 
 def _when(value: Any) -> datetime:
@@ -66,27 +115,34 @@ def _when(value: Any) -> datetime:
 
 
 def to_optimade(material: dict) -> dict | None:
-    """One ``materials`` document as an OPTIMADE structure entry (database form).
-
-    ``None`` for a document without a structure.
+    """One ``materials`` document as an OPTIMADE structure entry (database form): a computed
+    structure, or a measured or imported composition (elements and formulas, no sites). Every entry
+    says where it comes from (``_htflow_source``). ``None`` for a document without either.
     """
     from optimade.adapters.structures.pymatgen import (
         from_pymatgen,  # heavy: reads its settings when first imported
     )
 
-    if not isinstance(material.get("structure"), dict):
-        return None
-    structure = Structure.from_dict(material["structure"])
-    attrs = from_pymatgen(structure).model_dump(exclude_none=True)
-    # pymatgen's descriptive formula has spaces ("Cu4 Ni28"); OPTIMADE allows any string, keep it
-    attrs["species"] = sorted(attrs["species"], key=lambda s: s["name"])
-    attrs["chemical_formula_hill"] = structure.composition.hill_formula.replace(" ", "")
+    if isinstance(material.get("structure"), dict):
+        structure = Structure.from_dict(material["structure"])
+        attrs = from_pymatgen(structure).model_dump(exclude_none=True)
+        # pymatgen's descriptive formula has spaces ("Cu4 Ni28"); OPTIMADE allows any string, keep it
+        attrs["species"] = sorted(attrs["species"], key=lambda s: s["name"])
+        attrs["chemical_formula_hill"] = structure.composition.hill_formula.replace(" ", "")
+    else:
+        attrs = _composition_attributes(material)
+        if attrs is None:
+            return None
     doc = {"id": str(material["material_id"]), "immutable_id": str(material["material_id"]),
            "last_modified": _when(material.get("built_from") or material.get("created_at")), **attrs}
     for name, (field, _type, _unit, _text) in PROVIDER_FIELDS.items():
-        value = pydash.get(material, field)
-        if value is not None:
+        value = pydash.get(material, field) if field else None
+        if value is not None and value != {}:
             doc[name] = value
+    doc["source"] = source_text(material)
+    props = {p: material[p] for p in material.get("properties") or [] if material.get(p) is not None}
+    if props:
+        doc["properties"] = props
     return doc
 
 

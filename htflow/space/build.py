@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from htflow.schemas.config import SpaceConfig
+from htflow.schemas.config import CampaignConfig, SpaceConfig
 from htflow.space.candidates import read_candidates
 from htflow.space.compositions import CompositionSpace, SpaceError
 from htflow.space.constraints import Constraints
+from htflow.space.structures import ExactBuilder, StructureBuilder
 
 
 def build_space(cfg: SpaceConfig) -> CompositionSpace:
@@ -35,3 +36,12 @@ def build_space(cfg: SpaceConfig) -> CompositionSpace:
         max_pool=cfg.max_pool,
         points=points,
     )
+
+
+def make_builder(cfg: CampaignConfig) -> StructureBuilder | ExactBuilder:
+    """How the campaign realises a composition: a supercell of its structure block, or (experiment
+    campaigns) the composition as it is."""
+    if cfg.is_experiment:
+        return ExactBuilder()
+    st = cfg.structure
+    return StructureBuilder(st.prototype, st.n_atoms, st.lattice_constant)

@@ -174,3 +174,26 @@ class StructureBuilder:
         for site_index, sp_index in enumerate(order):
             structure.replace(site_index, species[sp_index])
         return structure.get_sorted_structure()
+
+
+@dataclass(frozen=True)
+class ExactBuilder:
+    """Compositions as they are, without a supercell: the builder of experiment campaigns, where a
+    laboratory makes each composition (``Fe62.0Ni38.0``, not the nearest whole-atom cell).
+
+    ``realise`` gives atomic per cent, so keys stay exact; there is nothing to ``build``.
+    """
+
+    prototype: str = "experiment"
+    n_atoms: int = 100
+    lattice_constant: float | None = None
+    #: compositions are not rounded to whole atoms (see :func:`htflow.search.context.realise_within`)
+    exact: bool = True
+
+    def realise(self, fractions: Mapping[str, float]) -> dict[str, float]:
+        """Atomic per cent of each element present."""
+        total = sum(v for v in fractions.values() if v > 0)
+        return {el: 100.0 * v / total for el, v in sorted(fractions.items()) if v > 1e-12}
+
+    def build(self, fractions: Mapping[str, float]) -> Structure:
+        raise StructureError("an experiment campaign makes samples, not structures: nothing to build")
