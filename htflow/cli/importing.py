@@ -20,11 +20,14 @@ CampaignOpt = Annotated[str, typer.Option("--campaign", "-c", help="Name the row
 OptimadeOpt = Annotated[str | None, typer.Option(
         "--optimade", help="Instead of a file: an OPTIMADE base URL, e.g. "
         "https://optimade.materialsproject.org (see docs/data.md).")]
+MpOpt = Annotated[str | None, typer.Option(
+        "--mp", help="Instead of a file: Materials Project entries of a chemical system through MP's API "
+        "(Fe-Ni: exactly these elements; Fe,Ni: at least these). Needs MP_API_KEY.")]
 FilterOpt = Annotated[str, typer.Option(
         "--filter", help="--optimade: an OPTIMADE filter, e.g. "
         "'elements HAS ALL \"Fe\",\"Ni\" AND nelements=2'.")]
 MaxResultsOpt = Annotated[int, typer.Option(
-        min=0, help="--optimade: stop after this many entries (0: all).")]
+        min=0, help="--optimade, --mp: stop after this many entries (0: all).")]
 PropOpt = Annotated[list[str] | None, typer.Option(
         "--property", "-p", help="A property column: COLUMN or COLUMN=NAME (e.g. 'HV=hardness'). "
         "Repeatable.")]
@@ -52,6 +55,7 @@ def import_data(
     file: FileOpt = None,
     campaign: CampaignOpt = "",
     optimade: OptimadeOpt = None,
+    mp: MpOpt = None,
     filter: FilterOpt = "",
     max_results: MaxResultsOpt = 0,
     prop: PropOpt = None,
@@ -84,10 +88,13 @@ def import_data(
     if not re.match(NAME_PATTERN, campaign):
         raise InputError(f"--campaign: {campaign!r} is not a name; use letters, digits, '_', '-', '.'")
     cfg = store_config(store)
-    if (file is None) == (optimade is None):
-        raise InputError("give a FILE to import, or --optimade URL (with --filter), not both")
+    if sum(x is not None for x in (file, optimade, mp)) != 1:
+        raise InputError("give one source: a FILE to import, --optimade URL (with --filter), or --mp CHEMSYS")
     if optimade is not None:
         _import_optimade(cfg, optimade, filter, campaign, max_results)
+        return
+    if mp is not None:
+        _import_mp(cfg, mp, campaign, max_results)
         return
     df = read_table(file, sheet)
     cmap = ColumnMap.resolve(list(df.columns), prop or [], formula=formula, uncertainty=uncertainty or [],
@@ -120,6 +127,21 @@ def _import_optimade(cfg: Any, url: str, flt: str, campaign: str, max_results: i
     console().print(f"{url}: {counts['fetched']} entries fetched, {counts['new']} imported into "
                     f"{campaign!r}, {counts['already']} already there, {counts['unusable']} without a "
                     f"composition; store {location}", soft_wrap=True)
+
+
+def _import_mp(cfg: Any, spec: str, campaign: str, max_results: int) -> None:
+    from htflow.datasets.mp_import import import_mp, query_of  # lazy: CLI start-up
+
+    query_of(spec)  # a bad chemical system is refused before the store is opened
+    columns = (TextColumn(f"Materials Project {spec}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console(stderr=True), transient=True) as progress:
+        task = progress.add_task("entries", total=max_results or None)
+        counts, location = import_mp(cfg, spec, campaign, max_results,
+                                     on_page=lambda n: progress.advance(task, n))
+    console().print(f"Materials Project {spec}: {counts['fetched']} entries fetched, {counts['new']} "
+                    f"imported into {campaign!r}, {counts['already']} already there, {counts['unusable']} "
+                    f"without a composition; store {location}", soft_wrap=True)
 
 
 def _report(summary: Any, what: str, location: str) -> None:
