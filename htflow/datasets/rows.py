@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pymatgen.core import Composition
 
 from htflow.errors import InputError
-from htflow.space.compositions import composition_key, is_element
+from htflow.space.compositions import composition_key, fractions_key, is_element
 from htflow.space.formulas import FormulaError, formula_amounts
 
 UNITS = ("auto", "ratio", "fraction", "at%", "wt%")
@@ -141,7 +141,7 @@ def _amounts_from_formula(text: str, column: str) -> dict[str, float]:
 
 def _to_fractions(amounts: dict[str, float], unit: str, column: str, from_columns: bool) -> dict[str, float]:
     total = sum(amounts.values())
-    if any(v < 0 for v in amounts.values()):
+    if min(amounts.values(), default=0.0) < 0:
         raise RowError(column, "a negative amount")
     if total <= 0:
         raise RowError(column, "no element has a positive amount")
@@ -163,14 +163,17 @@ def _to_fractions(amounts: dict[str, float], unit: str, column: str, from_column
 def _formula_composition(text: str, unit: str, column: str) -> tuple[dict[str, float], str]:
     """A formula's fractions (sorted, rounded) and key; cached, since measurements repeat compositions."""
     fractions = _to_fractions(_amounts_from_formula(text, column), unit, column, False)
-    fractions = {el: round(v, 9) for el, v in sorted(fractions.items())}
-    return fractions, composition_key(fractions)
+    key = fractions_key(fractions)  # as composition_key(formula) gives it, without normalising twice
+    return {el: round(v, 9) for el, v in sorted(fractions.items())}, key
 
 
 def parse_row(row: Mapping[str, str], cmap: ColumnMap) -> dict | None:
     """One row as a record (composition, key, properties, uncertainties, metadata), None for a row
     without a value for any property; raises RowError."""
-    if not any(str(row[col]).strip() for col in cmap.properties):
+    for col in cmap.properties:
+        if str(row[col]).strip():
+            break
+    else:
         return None
     if cmap.formula:
         given = str(row[cmap.formula])
@@ -185,7 +188,7 @@ def parse_row(row: Mapping[str, str], cmap: ColumnMap) -> dict | None:
                   if (v := _number(str(row[col]), col)) is not None}
     uncertainty = {name: v for col, name in cmap.uncertainty.items()
                    if name in properties and (v := _number(str(row[col]), col)) is not None}
-    if any(v < 0 for v in uncertainty.values()):
+    if uncertainty and min(uncertainty.values()) < 0:
         raise RowError(next(iter(cmap.uncertainty)), "a negative uncertainty")
     record = {"key": key, "composition": dict(fractions), "elements": sorted(fractions),
               "nelements": len(fractions), "formula": given.strip(), "properties": properties}

@@ -58,8 +58,13 @@ def composition_key(comp: Composition | Mapping[str, float] | str) -> str:
     >>> composition_key("Cu0.5Ni0.5") == composition_key("NiCu") == "Cu0.5Ni0.5"
     True
     """
-    fr = as_fractions(comp)
-    return "".join(f"{el}{fr[el]:.6g}" for el in sorted(fr) if round(fr[el], 9) > 0)
+    return fractions_key(as_fractions(comp))
+
+
+def fractions_key(fractions: Mapping[str, float]) -> str:
+    """:func:`composition_key` of fractions that are already normalised (no second normalisation:
+    importers key hundreds of thousands of rows)."""
+    return "".join(f"{el}{fractions[el]:.6g}" for el in sorted(fractions) if fractions[el] >= 5e-10)
 
 
 def fit_bounds(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray | None:

@@ -10,6 +10,7 @@ from pymatgen.core import Composition, Element
 
 SYMBOLS = frozenset(el.symbol for el in Element)
 _PLAIN = re.compile(r"([A-Z][a-z]?)(\d+(?:\.\d*)?|\.\d+)?")
+_WHOLE = re.compile(r"(?:[A-Z][a-z]?(?:\d+(?:\.\d*)?|\.\d+)?)+")
 
 
 class FormulaError(ValueError):
@@ -18,14 +19,15 @@ class FormulaError(ValueError):
 
 def plain_formula(text: str) -> dict[str, float] | None:
     """Symbols and amounts only, spaces allowed; None for anything else."""
+    text = text.replace(" ", "")
+    if not _WHOLE.fullmatch(text):
+        return None
     amounts: dict[str, float] = {}
-    pos, text = 0, text.replace(" ", "")
-    for m in _PLAIN.finditer(text):
-        if m.start() != pos or m.group(1) not in SYMBOLS:
+    for symbol, amount in _PLAIN.findall(text):
+        if symbol not in SYMBOLS:
             return None
-        amounts[m.group(1)] = amounts.get(m.group(1), 0.0) + float(m.group(2) or 1)
-        pos = m.end()
-    return amounts if pos == len(text) and amounts else None
+        amounts[symbol] = amounts.get(symbol, 0.0) + (float(amount) if amount else 1.0)
+    return amounts or None
 
 
 def formula_amounts(text: str) -> dict[str, float]:
