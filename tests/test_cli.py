@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import sys
 
 import pytest
 from helpers import ROOT, write_yaml
@@ -97,6 +98,15 @@ def test_run_status_query_export(small_campaign, tmp_path, capsys):
     assert len(table) == 6
     for row in table:
         assert float(row["formation_energy_per_atom"]) == by_key[row["key"]]["formation_energy_per_atom"]
+        assert float(row["e_above_hull"]) == by_key[row["key"]]["e_above_hull"] >= 0
+        fractions = {el: float(row[f"composition.{el}"]) for el in ("Cu", "Ni", "Pd")}
+        assert sum(fractions.values()) == pytest.approx(1)
+        assert {el for el, x in fractions.items() if x > 0} == set(by_key[row["key"]]["elements"])
+    code, _, err = _main(["export", "small", "--format", "table"], capsys)
+    assert code == 2 and "'table' is not one of 'json', 'csv'" in err
+
+    code, out, _ = _main(["status", str(file)], capsys)  # the campaign file names the campaign and store
+    assert code == 0 and "small: complete" in out
 
     code, out, _ = _main(["export", "small"], capsys)
     full = json.loads(out)
@@ -107,3 +117,36 @@ def test_help_on_every_command(capsys):
     for cmd in ([], ["run"], ["status"], ["query"], ["export"], ["validate"]):
         code, out, _ = _main([*cmd, "--help"], capsys)
         assert code == 0 and "Usage" in out
+
+
+def test_version(capsys):
+    from htflow import __version__
+
+    code, out, _ = _main(["--version"], capsys)
+    assert code == 0 and out.strip() == f"htflow {__version__}"
+
+
+def test_a_plugin_module_beside_the_campaign_file(small_campaign, tmp_path, monkeypatch, capsys):
+    """``calculator: {name: mycalc:ScaledEMT}`` with mycalc.py next to the YAML, run from elsewhere."""
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "mycalc.py").write_text(
+        "from ase.calculators.emt import EMT\n\n\n"
+        "class ScaledEMT(EMT):\n"
+        "    def calculate(self, *args, **kwargs):\n"
+        "        super().calculate(*args, **kwargs)\n"
+        "        self.results['energy'] *= 2\n"
+        "        self.results['free_energy'] = self.results['energy']\n"
+        "        self.results['forces'] = self.results['forces'] * 2\n"
+        "        self.results['stress'] = self.results['stress'] * 2\n")
+    cfg = {**small_campaign, "calculator": {"name": "mycalc:ScaledEMT"}, "search": {"sampler": "sobol",
+           "batch_size": 2, "budget": 2, "seed": 1}}
+    file = write_yaml(folder / "c.yaml", cfg)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    code, out, err = _main(["run", str(file), "--quiet"], capsys)
+    assert code == 0, err
+    assert "2 computed now; 2 done" in out

@@ -30,6 +30,7 @@ from htflow.space.build import build_space
 from htflow.space.compositions import CompositionSpace, SpaceError
 from htflow.space.structures import PROTOTYPE_ATOMS, StructureBuilder, StructureError
 from htflow.store.db import CampaignDB, check_store_config
+from htflow.utils.imports import allow_local_modules
 from htflow.utils.text import suggest
 from htflow.utils.yaml import read_yaml
 
@@ -215,6 +216,7 @@ def load_config(path: str | Path, store: str | None = None, executor: dict | Non
     """
     path = Path(path)
     data = read_yaml(path)
+    allow_local_modules(path.parent)  # a plug-in module beside the campaign file: ``mymodule:MyMaker``
     if store is not None and isinstance(data, dict):
         data = {**data, "store": store}
     if executor and isinstance(data, dict):

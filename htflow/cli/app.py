@@ -28,8 +28,23 @@ app = typer.Typer(
     help="Closed-loop composition screening: propose, compute, store, repeat.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from htflow import __version__  # lazy: the package's exports import pymatgen
+
+        print(f"htflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print htflow's version and exit.")] = False,
+             ) -> None:
+    """Closed-loop composition screening: propose, compute, store, repeat."""
 
 ExecutorOpt = Annotated[str | None, typer.Option(
     "--executor", help="Where evaluations run: local (this process), dask, fireworks.")]
@@ -51,6 +66,13 @@ StoreOpt = Annotated[
 
 class Fmt(StrEnum):
     table = "table"
+    json = "json"
+    csv = "csv"
+
+
+class ExportFmt(StrEnum):
+    """What ``htflow export`` writes (a table is for the screen: ``htflow query``)."""
+
     json = "json"
     csv = "csv"
 

@@ -13,17 +13,28 @@ from htflow.cli.common import campaign_doc, open_db
 from htflow.cli.tables import best_table, model_table, rounds_table
 from htflow.errors import InputError
 from htflow.schemas.documents import IMPORTED
+from htflow.store.db import CampaignDB
 from htflow.store.repository import CampaignRepository
 
 
 @app.command()
 def status(
-    name: Annotated[str, typer.Argument(help="Campaign name (the 'name' in its file).")],
+    name: Annotated[str, typer.Argument(help="Campaign name (the 'name' in its file), or the file.")],
     store: StoreOpt = None,
     top: Annotated[int, typer.Option(min=1, max=1000, help="Rows of best candidates.")] = 5,
 ) -> None:
     """Show a campaign's progress: state, rounds, counts and best candidates."""
-    db = open_db(store)
+    if name.endswith((".yaml", ".yml")):  # the campaign file: its name and its store
+        from htflow.campaign.validation import load_config  # lazy: CLI start-up (atomate2)
+
+        cfg = load_config(name, store=store)
+        db = CampaignDB(cfg.store)
+        if not db.exists():
+            raise InputError(f"campaign {cfg.name!r} has not run yet: no store at {db.location}; "
+                             f"htflow run {name}")
+        name = cfg.name
+    else:
+        db = open_db(store)
     repo = CampaignRepository(db, name)
     with db:
         doc = campaign_doc(db, name)

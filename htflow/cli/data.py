@@ -13,7 +13,7 @@ import typer
 from pydash import get
 from rich.table import Table
 
-from htflow.cli.app import Fmt, StoreOpt, app, console
+from htflow.cli.app import ExportFmt, Fmt, StoreOpt, app, console
 from htflow.cli.common import campaign_doc, open_db
 from htflow.cli.common import fmt as fmt_value
 from htflow.errors import InputError
@@ -135,12 +135,11 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: standard output).")
     ] = None,
-    format: Annotated[Fmt, typer.Option("--format", help="json (full documents) or csv.")] = Fmt.json,
+    format: Annotated[ExportFmt, typer.Option(
+        "--format", help="json (full documents) or csv (properties and atomic fractions).")] = ExportFmt.json,
     store: StoreOpt = None,
 ) -> None:
     """Export every result of a campaign (JSON with structures, or CSV of properties)."""
-    if format == Fmt.table:
-        raise InputError("--format: export writes json or csv; allowed: json, csv")
     if output is not None and output.is_dir():
         raise InputError(f"--output: {output} is a folder; give a file name")
     if output is not None and not output.parent.is_dir():
@@ -151,13 +150,18 @@ def export(
         doc = campaign_doc(db, name)
         rows = _query_rows(db, "results", {}, None, ["round", "key"], 0, name)
     fields = None
-    if format == Fmt.csv:
+    if format == ExportFmt.csv:
         fields = ["key", "formula", "status", "round", "nelements", "n_atoms", "energy_per_atom",
-                  "formation_energy_per_atom", "volume_per_atom", "density", "error"]  # fmt: skip
+                  "formation_energy_per_atom", "e_above_hull", "volume_per_atom", "density",
+                  "error"]  # fmt: skip
         objectives = [o["name"] for o in doc["config"]["objectives"] if o["name"] not in fields]
-        fields += objectives + (["source"] if any("source" in r for r in rows) else [])
+        elements = sorted({el for r in rows for el in r.get("composition") or {}})
+        for r in rows:  # every element's atomic fraction, 0 where absent
+            r["composition"] = {el: (r.get("composition") or {}).get(el, 0.0) for el in elements}
+        fields += objectives + [f"composition.{el}" for el in elements]
+        fields += ["source"] if any("source" in r for r in rows) else []
     buf = io.StringIO()
-    _emit(rows, fields, format, buf)
+    _emit(rows, fields, Fmt(format.value), buf)
     if output is None:
         sys.stdout.write(buf.getvalue())
     else:

@@ -19,10 +19,10 @@ def best_table(rows: list[dict], objective: str, title: str) -> Table:
              if c != objective and any(r.get(c) is not None for r in rows)]  # measured results have none
     units = "E_form, E: eV/atom; V: Å³/atom; density: g/cm³"
     table = Table(title=title, caption=units if extra or objective in short else None)
-    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("#", justify="right", no_wrap=True, min_width=2)
     # long keys and formulas (many elements) give way; the values never do
-    table.add_column("key", no_wrap=True, overflow="ellipsis", max_width=26)
-    table.add_column("formula", no_wrap=True, overflow="ellipsis", max_width=26)
+    table.add_column("key", no_wrap=True, overflow="ellipsis", max_width=24)
+    table.add_column("formula", no_wrap=True, overflow="ellipsis", max_width=24)
     for col in (objective, *extra):
         table.add_column(short.get(col, col), justify="right", no_wrap=True, min_width=7)
     table.add_column("round", justify="right", no_wrap=True, min_width=5)

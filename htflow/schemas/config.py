@@ -29,6 +29,7 @@ from pydantic import (
 from htflow.errors import InputError
 from htflow.schemas.calculators import OPTION_MODELS
 from htflow.settings import get_settings
+from htflow.utils.text import suggest
 from htflow.utils.yaml import read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
@@ -129,8 +130,9 @@ class CalculatorConfig(_Strict):
             return value
         unknown = sorted(set(value) - set(model.model_fields))
         if unknown:
-            raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name!r}; "
-                             f"allowed: {', '.join(model.model_fields)}")
+            allowed = list(model.model_fields)
+            raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name!r}"
+                             f"{suggest(unknown[0], allowed)}; allowed: {', '.join(allowed)}")
         model.model_validate(value)  # its errors carry the option's name under calculator.options
         return value
 
@@ -180,8 +182,7 @@ class SurrogateConfig(_Strict):
     initial_sampler: str = "sobol"
     cv_folds: Annotated[int, Field(ge=0, le=50)] = 5
     candidates: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
-    #: continuous spaces: refine the sampled candidates by optimising the acquisition over the
-    #: simplex with differential evolution (scipy) for this many generations; 0 turns it off
+    #: continuous spaces: generations of differential evolution refining the candidates (0: off)
     evolve: Annotated[int, Field(ge=0, le=1000)] = 30
     #: learn where evaluations fail (a random-forest classifier); weight the acquisition by P(success)
     feasibility: bool = True
@@ -201,8 +202,7 @@ class SearchConfig(_Strict):
     budget: Annotated[int, Field(ge=1, le=MAX_COUNT)]
     seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
     patience: Annotated[int, Field(ge=1, le=MAX_COUNT)] | None = None
-    #: warm start: data sets imported into the same store (``htflow import --campaign NAME``) whose
-    #: values of the (first) objective train the surrogate from the first round
+    #: warm start: imported data sets (``htflow import --campaign NAME``) training the surrogate from round 1
     prior: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=20)
     surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig)
 

@@ -10,7 +10,10 @@ then a ``package.module:object`` import path.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from htflow.errors import InputError
@@ -62,3 +65,14 @@ def resolve(kind: str, name: str, what: str) -> Any | None:
     if ":" in name:
         return import_object(name, what)
     return None
+
+
+def allow_local_modules(folder: Path) -> None:
+    """Make modules in ``folder`` (a campaign file's own folder) importable by ``module:object`` paths,
+    here and in worker processes started from here (``PYTHONPATH``)."""
+    where = str(folder.resolve())
+    if where not in sys.path:
+        sys.path.append(where)  # after the installed packages: a local file never shadows one
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if where not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([*paths, where])
