@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     api_max_limit: Annotated[int, Field(ge=1)] = 1000
     #: ``htflow serve``: seconds one request's queries may run before they are stopped (answered 400)
     api_query_seconds: Annotated[float, Field(gt=0)] = 5.0
+    #: MongoDB stores: seconds to find a server before giving up with one line (pymongo's default is 30)
+    mongo_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 5.0
     #: ``htflow import --mp``: the Materials Project API (a mirror, or a recorded one in tests)
     mp_endpoint: str = "https://api.materialsproject.org"
 

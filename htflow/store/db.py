@@ -20,12 +20,14 @@ from pathlib import Path
 
 from jobflow import JobStore
 from maggma.core import Store
-from maggma.stores import MemoryStore, MongoURIStore
+from maggma.stores import MemoryStore, MongoStore
+from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 from pymongo.uri_parser import parse_uri
 
 from htflow.errors import InputError, StoreError
 from htflow.schemas.config import StoreConfig
 from htflow.schemas.documents import COLLECTIONS, KEYS
+from htflow.settings import get_settings
 from htflow.store.connections import backup, quick_check
 from htflow.store.sqlite import SQLiteStore
 
@@ -69,6 +71,25 @@ def check_store_config(cfg: StoreConfig) -> None:
             raise InputError(f"store.uri: {redact(uri)!r} is not a valid MongoDB URI ({exc})") from None
 
 
+def mongo_error(exc: Exception, uri: str) -> str:
+    """One line for a MongoDB failure: the hosts (never the credentials) and what to check."""
+    try:
+        nodes = parse_uri(uri.replace("mongodb+srv://", "mongodb://", 1))["nodelist"]
+        hosts = ", ".join(f"{h}:{p}" for h, p in nodes)
+    except Exception:  # an unparsable URI is refused earlier; keep the message whatever happens
+        hosts = redact(uri)
+    if isinstance(exc, ServerSelectionTimeoutError):
+        return (f"cannot reach MongoDB at {hosts} within {get_settings().mongo_timeout_seconds:g} s; check "
+                "that the server runs, the URI and the network (HTFLOW_MONGO_TIMEOUT_SECONDS to wait longer)")
+    if isinstance(exc, OperationFailure) and exc.code in (13, 18):
+        return (f"MongoDB at {hosts} refused the credentials or the access (code {exc.code}); check the "
+                "URI's user and password")
+    if isinstance(exc, ConfigurationError):
+        return f"MongoDB URI for {hosts}: {redact(str(exc).splitlines()[0])}"
+    first = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    return f"MongoDB at {hosts}: {type(exc).__name__}: {first[:200]}"
+
+
 def _writable(path: Path) -> bool:
 
     return os.access(path, os.W_OK)
@@ -80,8 +101,9 @@ def make_store(cfg: StoreConfig, collection: str, key: str) -> Store:
 
         return SQLiteStore(Path(cfg.path).resolve() / DB_FILE, collection, key=key)
     if cfg.backend == "mongodb":
-
-        return MongoURIStore(cfg.uri, collection, database=cfg.database, key=key)
+        ms = round(1000 * get_settings().mongo_timeout_seconds)
+        return MongoStore.from_uri(cfg.uri, collection, database=cfg.database, key=key, mongoclient_kwargs={
+            "serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms, "appname": "htflow"})
 
     return MemoryStore(collection_name=f"htflow_{collection}", key=key)
 
@@ -164,6 +186,9 @@ class CampaignDB:
                 store.connect()
                 for field in INDEXES.get(name, []):
                     store.ensure_index(field)
+        except PyMongoError as exc:
+            self._depth -= 1
+            raise StoreError(mongo_error(exc, self.cfg.uri or "")) from None
         except BaseException:
             self._depth -= 1
             raise

@@ -1,0 +1,80 @@
+"""MongoDB stores: the real client path (maggma's MongoStore over pymongo) against mongomock, and an
+unreachable server (a closed port) answered by one line, without credentials."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import mongomock_ng as mongomock  # what maggma itself uses (mongomock proper lags pymongo)
+import pytest
+from helpers import htflow_env, run_cli, small_campaign_config, write_yaml
+
+SECRET = "s3cret-pw"
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("argv", [["run", "{file}", "--quiet"], ["status", "small"], ["query"],
+                                  ["serve", "--port", "{port}"]])
+def test_an_unreachable_mongodb_is_one_line_without_the_password(tmp_path, argv):
+    port = _closed_port()
+    uri = f"mongodb://alice:{SECRET}@127.0.0.1:{port}/?authSource=admin"
+    file = write_yaml(tmp_path / "c.yaml", small_campaign_config())
+    argv = [a.replace("{file}", str(file)).replace("{port}", str(_closed_port())) for a in argv]
+    done = subprocess.run([sys.executable, "-m", "htflow.cli", *argv, "--store", uri], cwd=tmp_path,
+                          env=htflow_env(HTFLOW_MONGO_TIMEOUT_SECONDS="1"), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [f"error: cannot reach MongoDB at 127.0.0.1:{port} within 1 s; check that the server runs, the "
+                     "URI and the network (HTFLOW_MONGO_TIMEOUT_SECONDS to wait longer)"], done.stderr
+    assert SECRET not in done.stdout + done.stderr
+    assert not (tmp_path / "htflow-data").exists()
+
+
+@pytest.fixture
+def mongo(monkeypatch):
+    """pymongo's client swapped for mongomock's (one server's data), under maggma's MongoStore."""
+    import maggma.stores.mongolike as mongolike
+
+    from mongomock_ng.store import ServerStore
+
+    class Client(mongomock.MongoClient):
+        def close(self) -> None:  # a real server keeps its data when a client goes (mongomock clears it)
+            self._closed = True
+
+    server = ServerStore()  # one server's data; each store opens (and closes) a client of its own
+    monkeypatch.setattr(mongolike, "MongoClient", lambda *a, **k: Client(_store=server))
+    return Client(_store=server)
+
+
+def test_a_campaign_on_mongodb_keeps_the_password_out_of_everything(mongo, tmp_path, monkeypatch, capsys):
+    from fastapi.testclient import TestClient
+
+    from htflow.schemas.config import StoreConfig
+    from htflow.server.app import create_app
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"mongodb://alice:{SECRET}@db.example:27017/?authSource=admin"
+    cfg = {**small_campaign_config(), "store": uri}
+    code, out, err = run_cli(["run", str(write_yaml(tmp_path / "c.yaml", cfg)), "--quiet"], capsys)
+    assert code == 0, err
+    assert "6 computed now" in out and "db.example" in out
+    assert mongo["htflow"]["results"].count_documents({"campaign": "small"}) == 6
+    for argv in (["status", "small"], ["query", "--collection", "campaigns", "--format", "json"],
+                 ["export", "small", "--format", "csv"], ["report", "small"]):
+        code, out, err = run_cli([*argv, "--store", uri], capsys)
+        assert code == 0, err
+        assert SECRET not in out + "".join(err)
+    stored = mongo["htflow"]["campaigns"].find_one({"name": "small"})
+    assert SECRET not in str(stored)
+    api = TestClient(create_app(StoreConfig(backend="mongodb", uri=uri), optimade=False))
+    for path in ("/api/campaigns", "/api/campaigns/small", "/", "/api/results?limit=3"):
+        page = api.get(path)
+        assert page.status_code == 200 and SECRET not in page.text, path
