@@ -42,7 +42,6 @@ def test_an_unreachable_mongodb_is_one_line_without_the_password(tmp_path, argv)
 def mongo(monkeypatch):
     """pymongo's client swapped for mongomock's (one server's data), under maggma's MongoStore."""
     import maggma.stores.mongolike as mongolike
-
     from mongomock_ng.store import ServerStore
 
     class Client(mongomock.MongoClient):

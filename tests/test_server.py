@@ -146,3 +146,18 @@ def test_plots_and_dashboard_page(own_client):
     assert client.get("/api/campaigns/nope/plots/parity.png").status_code == 404
     page = client.get("/")
     assert page.status_code == 200 and "<title>htflow dashboard</title>" in page.text
+
+
+def test_api_docs_work_offline(client):
+    """/api/docs loads Swagger UI from this server (bundled assets), not from a CDN."""
+    import re
+
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "swagger" in page.text.lower()
+    urls = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text) + re.findall(r"url: *'([^']+)'", page.text)
+    assets = [u for u in urls if u.endswith((".js", ".css"))]
+    assert assets and all(u.startswith("/api/docs-assets/") for u in assets), urls
+    for url in assets:
+        got = client.get(url)
+        assert got.status_code == 200 and len(got.content) > 1000, url
+    assert client.get("/api/openapi.json").json()["info"]["title"] == "htflow"

@@ -75,11 +75,30 @@ def _emit(rows: list[dict], fields: list[str] | None, fmt: Fmt, out: TextIO) -> 
         return
 
     table = Table()
-    for c in cols:
-        table.add_column(c)
-    for r in flat:
-        table.add_row(*(fmt_value(r[c]) for c in cols))
+    cells = [[fmt_value(r[c]) for c in cols] for r in flat]
+    numeric = [all(isinstance(r[c], int | float) or r[c] is None for r in flat) for c in cols]
+    for i, width in enumerate(_widths(cols, cells, numeric, console().width)):
+        table.add_column(cols[i], justify="right" if numeric[i] else "left", no_wrap=True,
+                         overflow="ellipsis", width=width)
+    for row in cells:
+        table.add_row(*row)
     console().print(table)
+
+
+def _widths(cols: list[str], cells: list[list[str]], numeric: list[bool], room: int) -> list[int]:
+    """Column widths that fit ``room`` characters: numbers whole; long text (keys, formulas,
+    sources) narrowed, widest first, down to its header (then the terminal wraps the table)."""
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
+    widths = [w if numeric[i] else min(w, 28) for i, w in enumerate(widths)]
+    floor = [w if numeric[i] else min(w, max(len(cols[i]), 6)) for i, w in enumerate(widths)]
+    over = sum(widths) + 3 * len(cols) + 1 - room
+    while over > 0:
+        i = max(range(len(cols)), key=lambda j: widths[j] - floor[j])
+        if widths[i] <= floor[i]:
+            break
+        widths[i] -= 1
+        over -= 1
+    return widths
 
 
 def _source_text(source: object) -> object:

@@ -35,6 +35,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 
 from htflow.schemas.config import StoreConfig
 from htflow.server.api import materials_behind, router
@@ -88,8 +89,11 @@ def create_app(store_cfg: StoreConfig, optimade: bool = True,
         if "db" in state:
             state.pop("db").close()
 
-    app = FastAPI(title="htflow", description="Read-only access to an htflow store.",
-                  docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None, lifespan=lifespan)
+    # Swagger UI's scripts and styles served from the fastapi-offline wheel, not a CDN: /api/docs
+    # works without the internet (a lab network, a cluster's login node)
+    app = FastAPIOffline(title="htflow", description="Read-only access to an htflow store.",
+                         docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None,
+                         static_url="/api/docs-assets", lifespan=lifespan)
     app.state.db = db
     app.state.plots = plots
 
