@@ -212,6 +212,9 @@ def test_replay_from_an_oracle_table_runs_the_whole_loop(tmp_path, capsys):
     code, out, err = run_cli(["run", str(write_yaml(tmp_path / "lab.yaml", cfg)), "--quiet"], capsys)
     assert code == 0, err
     assert "budget spent" in out
+    assert "Pareto front: " in out and "yield_strength (max)" in out  # every objective shown
+    code, status, _ = run_cli(["status", str(tmp_path / "lab.yaml")], capsys)
+    assert code == 0 and "Pareto front: " in status and "hypervolume" in status
     truth = _truth(tmp_path)
     results = _db_rows(tmp_path / "lab-store", "results")
     assert len(results) == 20

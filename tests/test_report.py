@@ -7,13 +7,14 @@ import re
 
 import numpy as np
 import pytest
+from helpers import ROOT
 
 from htflow.campaign.loop import Campaign
 from htflow.campaign.validation import parse_config
 from htflow.cli import main
 from htflow.report.plots import random_baseline
 from htflow.report.style import fmt as _fmt
-from htflow.report.view import pool_values
+from htflow.report.view import CampaignView, pool_values
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,8 @@ def test_random_baseline_is_random_selection():
 def test_pool_values_keep_computed_values_and_estimate_the_rest(small_campaign):
     camp = _campaign(small_campaign)
     results = camp.summaries()
-    values = pool_values(camp.view(), results, "formation_energy_per_atom")
+    values, source = pool_values(camp.view(), results, "formation_energy_per_atom")
+    assert source == "estimated by the model"  # 16-atom cells: no bundled table holds them
     pool = camp.space.pool()
     assert len(values) == len(pool) and all(v is not None for v in values)
     from htflow.space.compositions import composition_key
@@ -103,3 +105,23 @@ def test_report_of_unknown_campaign_is_bad_input(small_campaign, tmp_path, capsy
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "no campaign named 'smal'" in err and "Traceback" not in err
+
+
+def test_the_random_baseline_is_exact_where_a_bundled_table_covers_the_space():
+    """The demo's space, cell and calculator settings are those the bundled EMT table was computed
+    with: random selection is drawn from the true values, not the model's."""
+    from htflow.calculators.lookup import table_column
+    from htflow.campaign.validation import load_config
+    from htflow.schemas.config import StoreConfig
+    from htflow.space.compositions import composition_key
+    from htflow.store.db import CampaignDB
+
+    cfg = load_config(ROOT / "workflows" / "demo.yaml")
+    view = CampaignView(cfg, CampaignDB(StoreConfig(backend="memory")))
+    values, source = pool_values(view, [], "formation_energy_per_atom")
+    assert source == "the table emt-fcc7.csv"
+    truth = table_column("emt-fcc7", "formation_energy_per_atom")
+    keys = [composition_key(view.builder.realise(p)) for p in view.space.pool()]
+    assert values == [truth[k] for k in keys] and len(values) == view.space.grid_size()
+    other = cfg.model_copy(update={"calculator": cfg.calculator.model_copy(update={"fmax": 0.01})})
+    assert pool_values(CampaignView(other, view.db), [], "formation_energy_per_atom")[1] == "estimated by the model"

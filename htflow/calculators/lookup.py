@@ -64,6 +64,22 @@ def _load(path: str) -> tuple[tuple[str, ...], dict[str, dict]]:
     return elements, rows
 
 
+@lru_cache(maxsize=8)
+def _column(path: str, column: str) -> dict[str, float] | None:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        if column not in (reader.fieldnames or []):
+            return None
+        elements = [f for f in reader.fieldnames or [] if is_element(f)]
+        return {composition_key({el: int(row[el]) for el in elements if int(row[el] or 0)}):
+                float(row[column]) for row in reader if row[column]}
+
+
+def table_column(name: str, column: str) -> dict[str, float] | None:
+    """``{composition key: value}`` of one column of a table (None when it has no such column)."""
+    return _column(str(table_path(name)), column)
+
+
 def load_table(name: str) -> tuple[tuple[str, ...], dict[str, dict]]:
     """``(elements, {composition key: row})`` of a table."""
     return _load(str(table_path(name)))

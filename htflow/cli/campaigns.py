@@ -10,7 +10,7 @@ import typer
 
 from htflow.cli.app import StoreOpt, app, console
 from htflow.cli.common import campaign_doc, open_db
-from htflow.cli.tables import best_table, model_table, rounds_table
+from htflow.cli.tables import best_table, model_table, pareto_section, rounds_table
 from htflow.errors import InputError
 from htflow.schemas.documents import IMPORTED
 from htflow.store.db import CampaignDB
@@ -61,8 +61,13 @@ def status(
     model = model_table(doc.get("rounds", []))
     if model is not None:
         out.print(model)
+    others = tuple(o["name"] for o in doc["config"]["objectives"][1:])
     if best:
-        out.print(best_table(best, obj["name"], f"best {len(best)} by {obj['name']} ({obj['goal']})"))
+        out.print(best_table(best, obj["name"], f"best {len(best)} by {obj['name']} ({obj['goal']})", others))
+    with db:
+        front = pareto_section(repo, doc, doc["config"]["objectives"])
+    if front is not None:
+        out.print(front)
 
 
 @app.command()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from htflow.cli.app import AddressOpt, ClusterOpt, ExecutorOpt, StoreOpt, WorkersOpt, app, console
-from htflow.cli.tables import RoundProgress, best_table
+from htflow.cli.tables import RoundProgress, best_table, pareto_section
 from htflow.space.build import build_space
 
 
@@ -95,9 +95,13 @@ def _summary(camp: Any, doc: dict, new: int, top: int) -> None:
     out.print(f"{new} {verb} now; {st['done']} done and {st['failed']} failed in all; "
               f"stopped: {doc['stop_reason']}")
     rows = camp.best(top)
+    others = tuple(o.name for o in cfg.objectives[1:])
     if rows:
         out.print(best_table(rows, cfg.objective.name, f"best {len(rows)} by {cfg.objective.name} "
-                             f"({cfg.objective.goal})"))
+                             f"({cfg.objective.goal})", others))
+    front = pareto_section(camp.repo, doc, [o.model_dump() for o in cfg.objectives])
+    if front is not None:
+        out.print(front)
     plot = _plot(camp)
     if plot:
         out.print(f"plot: {plot}")

@@ -11,12 +11,12 @@ from rich.table import Table
 from htflow.cli.common import fmt
 
 
-def best_table(rows: list[dict], objective: str, title: str) -> Table:
-    """A rich table of the best results."""
+def best_table(rows: list[dict], objective: str, title: str, others: tuple[str, ...] = ()) -> Table:
+    """A rich table of the best results (``others``: further objectives, a column each)."""
     short = {"formation_energy_per_atom": "E_form", "energy_per_atom": "E",
              "volume_per_atom": "V", "density": "density"}  # fmt: skip
-    extra = [c for c in ("energy_per_atom", "volume_per_atom")
-             if c != objective and any(r.get(c) is not None for r in rows)]  # measured results have none
+    extra = [*others, *(c for c in ("energy_per_atom", "volume_per_atom")
+                        if c != objective and c not in others and any(r.get(c) is not None for r in rows))]
     units = "E_form, E: eV/atom; V: Å³/atom; density: g/cm³"
     table = Table(title=title, caption=units if extra or objective in short else None)
     table.add_column("#", justify="right", no_wrap=True, min_width=2)
@@ -99,3 +99,33 @@ def model_table(rounds: list[dict]) -> Table | None:
                       fmt(cv.get("r2"), 3), f"{cv['within_1sigma']:.0%}", f"{cv['within_2sigma']:.0%}",
                       str(r.get("pruned", 0)))
     return table
+
+
+def pareto_table(rows: list[dict], objectives: list[dict], hv: float | None, limit: int = 15) -> Table:
+    """The Pareto front (no result better in every objective), one row per result, every objective."""
+    names = [o["name"] for o in objectives]
+    title = f"Pareto front: {len(rows)} results" + (f", hypervolume {fmt(hv)}" if hv is not None else "")
+    table = Table(title=title)
+    table.add_column("formula", no_wrap=True, overflow="ellipsis", max_width=28)
+    for o in objectives:
+        table.add_column(f"{o['name']} ({o['goal'][:3]})", justify="right", no_wrap=True)
+    table.add_column("round", justify="right", no_wrap=True)
+    first = objectives[0]
+    ordered = sorted(rows, key=lambda r: (1 if first["goal"] == "minimize" else -1) * r[first["name"]])
+    for r in ordered[:limit]:
+        table.add_row(r.get("formula", r["key"]), *(fmt(r.get(n)) for n in names), str(r.get("round")))
+    if len(ordered) > limit:
+        table.caption = f"the first {limit} of {len(ordered)} by {first['name']}; all: htflow report"
+    return table
+
+
+def pareto_section(repo: Any, doc: dict, objectives: list[dict]) -> Table | None:
+    """The campaign's Pareto front as a table (several objectives), or None."""
+    keys = doc.get("pareto_front") or []
+    if len(objectives) < 2 or not keys:
+        return None
+    names = [o["name"] for o in objectives]
+    rows = repo.results(properties=["key", "formula", "round", *names], keys=keys)
+    rounds = sorted(doc.get("rounds", []), key=lambda r: -r["round"])
+    last = next((r["pareto"] for r in rounds if r.get("pareto")), {})
+    return pareto_table(rows, objectives, last.get("hypervolume"))

@@ -30,16 +30,16 @@ def _parity(view: CampaignView, doc: CampaignDoc, out: Path) -> Path | None:
 
 
 def campaign_plots(view: CampaignView, doc: CampaignDoc, results: list[dict], out: Path,
-                   only: str | None = None, pool: list | None = None) -> dict[str, Path | None]:
+                   only: str | None = None, pool: tuple[list, str] | None = None) -> dict[str, Path | None]:
     """Write the campaign's plots (or ``only`` one of :data:`PLOTS`) into ``out``; ``None`` where
     there is not enough data yet."""
     objective, goal = view.config.objective.name, view.config.objective.goal
     out.mkdir(parents=True, exist_ok=True)
     plots: dict[str, Path | None] = {}
     if only in (None, "learning-curve"):
-        pool = pool if pool is not None else pool_values(view, results, objective)
+        values, source = pool if pool is not None else pool_values(view, results, objective)
         plots["learning-curve.png"] = learning_curve_plot(results, objective, goal,
-                                                          out / "learning-curve.png", pool)
+                                                          out / "learning-curve.png", values, source)
     if only in (None, "composition-map"):
         plots["composition-map.png"] = composition_map(results, list(view.space.elements), objective,
                                                        out / "composition-map.png")
@@ -167,8 +167,9 @@ def write_report(view: CampaignView, out: Path) -> Path:
         description=f"<p>{html.escape(cfg.description)}</p>" if cfg.description else "",
         summary=summary,
         learning_curve=_img(plots.get("learning-curve.png"), (
-            f"best so far against evaluations, beside random selection from the {len(pool)} compositions of "
-            "the space (computed values where known, the surrogate's estimate elsewhere)")),
+            f"best so far against evaluations, beside random selection from the {len(pool[0])} compositions "
+            + (f"of the space ({pool[1]}: computed values where known, the surrogate's estimate elsewhere)"
+               if pool[1] == "estimated by the model" else f"of the space, exact (values from {pool[1]})"))),
         parity=_img(plots.get("parity.png"), "out-of-fold predictions of the latest model"),
         model_table=_table(["round", "phase", "n", "MAE", "RMSE", "R²", "in ±2σ", "pruned", "evaluated",
                             "failed"], _model_rows(sorted(doc.get("rounds", []), key=lambda r: r["round"]))),

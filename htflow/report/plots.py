@@ -66,9 +66,9 @@ def random_baseline(pool_values, goal: str, n_evals: int, n: int = 500, seed: in
 
 
 def learning_curve_plot(results: list[dict], objective: str, goal: str, path: Path,
-                        pool: list | None = None) -> Path | None:
+                        pool: list | None = None, source: str = "estimated by the model") -> Path | None:
     """Best so far against evaluations, beside random selection from the space (``pool``: the
-    objective over the space, see :func:`pool_values`)."""
+    objective over the space and ``source`` where its values come from, see :func:`pool_values`)."""
     ordered = evaluation_order(results)
     values = [r.get(objective) if r.get("status") == Status.DONE else None for r in ordered]
     if not any(v is not None for v in values):
@@ -78,8 +78,9 @@ def learning_curve_plot(results: list[dict], objective: str, goal: str, path: Pa
     if pool:
         med, lo, hi = random_baseline(pool, goal, len(values))
         xr = x[: len(med)]
-        ax.fill_between(xr, lo, hi, color="0.85", label="random selection, 10-90%")
-        ax.plot(xr, med, color="0.4", ls="--", label="random selection, median")
+        how = "estimated by the model" if source == "estimated by the model" else "exact"
+        ax.fill_between(xr, lo, hi, color="0.85", label=f"random selection, 10-90% ({how})")
+        ax.plot(xr, med, color="0.4", ls="--", label=f"random selection, median ({how})")
     ax.scatter([i for i, v in zip(x, values, strict=True) if v is not None],
                [v for v in values if v is not None], s=10, alpha=0.5, label="evaluated")
     ax.step(x, [np.nan if b is None else b for b in best_so_far(values, goal)], where="post", color="C3",
@@ -134,11 +135,21 @@ def composition_map(results: list[dict], elements: list[str], objective: str, pa
         centred = X - X.mean(axis=0)
         _, _, vt = np.linalg.svd(centred, full_matrices=False)
         xy = centred @ vt[:2].T
-        for j, el in enumerate(elements):  # where each pure element projects
-            e = (np.eye(len(elements))[j] - X.mean(axis=0)) @ vt[:2].T
-            ax.annotate(el, e, color="0.35", ha="center")
+        # where each pure element projects: the elements that shape the map most, none on another
+        ends = (np.eye(len(elements)) - X.mean(axis=0)) @ vt[:2].T
+        span = np.ptp(np.vstack([xy, ends]), axis=0).max() or 1.0
+        shown: list[np.ndarray] = []
+        for j in np.argsort(-np.linalg.norm(vt[:2].T, axis=1))[:10]:
+            if all(np.linalg.norm(ends[j] - p) > 0.06 * span for p in shown):
+                ax.annotate(elements[j], ends[j], color="0.35", ha="center", va="center", fontsize=9)
+                shown.append(ends[j])
+        every = np.vstack([xy, *shown]) if shown else xy
+        lo, hi = every.min(axis=0), every.max(axis=0)
+        pad = 0.08 * np.maximum(hi - lo, 1e-6)
+        ax.set_xlim(lo[0] - pad[0], hi[0] + pad[0])  # element labels inside the frame, not clipped
+        ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
         ax.set_xlabel("first principal component of the fractions")
-        ax.set_ylabel("second")
+        ax.set_ylabel("second principal component")
     sc = ax.scatter(xy[:, 0], xy[:, 1], c=c, cmap="viridis", s=28, edgecolors="k", linewidths=0.3)
     fig.colorbar(sc, ax=ax, label=label(objective))
     fig.tight_layout()

@@ -4,10 +4,13 @@ executors or generators (what the report, the dashboard and ``htflow status`` ne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from htflow.analysis.hull import load_phases
+from htflow.calculators.lookup import table_column, table_path
+from htflow.datasets.oracle import Oracle
 from htflow.errors import InputError
 from htflow.schemas.config import CampaignConfig, stored_config
 from htflow.schemas.documents import CampaignDoc, ResultDoc, Status
@@ -64,18 +67,55 @@ class CampaignView:
         return self.repo.best(self.config.objective.name, self.config.objective.goal, n)
 
 
+#: the campaign settings a bundled ground-truth table was computed with (benchmarks/pools/*.yaml)
+TABLE_SETTINGS = {"emt-fcc7": {"calculator": "emt", "prototype": "fcc", "n_atoms": 32, "relax": True,
+                               "fmax": 0.05}}
+
+
+def ground_truth(view: CampaignView, objective: str, keys: list[str],
+                 pool: list[dict]) -> tuple[list, str] | None:
+    """The objective's true value at every composition of the pool, where a table holds them all:
+    an experiment's oracle, a lookup campaign's table, or a bundled table computed with the
+    campaign's own settings. ``(values, where from)``, or None."""
+    cfg = view.config
+    if cfg.is_experiment and cfg.calculator.options.get("oracle"):
+        oracle = Oracle(str(cfg.calculator.options["oracle"]), tuple(o.name for o in cfg.objectives))
+        answers = [oracle.answer(k, p) for k, p in zip(keys, pool, strict=True)]
+        values = [a.get("values", {}).get(objective) for a in answers]
+        return values, f"the oracle table {Path(oracle.path).name}"
+    st, calc = cfg.structure, cfg.calculator
+    mine = {"calculator": calc.name, "prototype": st.prototype, "n_atoms": st.n_atoms, "relax": calc.relax,
+            "fmax": calc.fmax}
+    table = calc.options.get("table") if calc.name == "lookup" else next(
+        (name for name, settings in TABLE_SETTINGS.items() if settings == mine), None)
+    if not table:
+        return None
+    try:
+        rows = table_column(str(table), objective)
+    except InputError:
+        return None
+    if rows is None or any(k not in rows for k in keys):
+        return None
+    return [rows[k] for k in keys], f"the table {Path(table_path(str(table))).name}"
+
+
 def pool_values(view: CampaignView, results: list[dict], objective: str, n_sample: int = 2000,
-                seed: int = 0) -> list:
-    """The objective over the whole space as far as the campaign knows it: the computed value where
-    a composition was evaluated, the surrogate's mean (fitted on every result) elsewhere."""
+                seed: int = 0) -> tuple[list, str]:
+    """The objective over the whole space, and where the values come from: a ground-truth table
+    where one covers the space (:func:`ground_truth`); else as far as the campaign knows it, the
+    computed value where a composition was evaluated and the surrogate's mean (fitted on every
+    result) elsewhere."""
     space, builder = view.space, view.builder
     if space.is_grid:
         pool = space.pool()
     else:
         rng = np.random.default_rng(seed)
         pool = [p for p in (space.sample(rng) for _ in range(n_sample * 5)) if p is not None][:n_sample]
-    known = {r["key"]: (r.get(objective) if r.get("status") == Status.DONE else None) for r in results}
     keys = [composition_key(builder.realise(p)) for p in pool]
+    truth = ground_truth(view, objective, keys, pool) if space.is_grid else None
+    if truth is not None:
+        return truth
+    known = {r["key"]: (r.get(objective) if r.get("status") == Status.DONE else None) for r in results}
     missing = [i for i, k in enumerate(keys) if k not in known]
     values: list = [known.get(k) for k in keys]
     done = [r for r in results if r.get("status") == Status.DONE and r.get(objective) is not None]
@@ -88,4 +128,4 @@ def pool_values(view: CampaignView, results: list[dict], objective: str, n_sampl
         mean, _ = model.predict(featurize(fraction_matrix([pool[i] for i in missing], els)))
         for i, m in zip(missing, mean, strict=True):
             values[i] = float(m)
-    return values
+    return values, "estimated by the model"
