@@ -108,6 +108,15 @@ def test_run_status_query_export(small_campaign, tmp_path, capsys):
     code, out, _ = _main(["status", str(file)], capsys)  # the campaign file names the campaign and store
     assert code == 0 and "small: complete" in out
 
+    code, out, _ = _main(["query", "--limit", "3", "--sort", "formation_energy_per_atom"], capsys)
+    lines = out.splitlines()  # readable at 80 columns: every header whole, every number whole
+    assert code == 0 and max(len(line) for line in lines) <= 80
+    for header in ("campaign", "key", "formula", "status", "round", "E_form"):
+        assert header in lines[1], lines[1]
+    assert "E_form: formation_energy_per_atom (eV/atom)" in out
+    for r in rows[:3]:
+        assert f"{r['formation_energy_per_atom']:.4f}" in out
+
     code, out, _ = _main(["export", "small"], capsys)
     full = json.loads(out)
     assert len(full) == 6 and all("structure" in r for r in full)

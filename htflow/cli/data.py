@@ -74,22 +74,28 @@ def _emit(rows: list[dict], fields: list[str] | None, fmt: Fmt, out: TextIO) -> 
             w.writerow([fmt_value(r[c]) if not isinstance(r[c], float) else repr(r[c]) for c in cols])
         return
 
-    table = Table()
+    heads = [SHORT.get(c, (c,))[0] for c in cols]
+    named = [f"{SHORT[c][0]}: {c}{SHORT[c][1]}" for c in cols if c in SHORT]
+    table = Table(caption="; ".join(named) or None)
     cells = [[fmt_value(r[c]) for c in cols] for r in flat]
     numeric = [all(isinstance(r[c], int | float) or r[c] is None for r in flat) for c in cols]
-    for i, width in enumerate(_widths(cols, cells, numeric, console().width)):
-        table.add_column(cols[i], justify="right" if numeric[i] else "left", no_wrap=True,
+    for i, width in enumerate(_widths(heads, cells, numeric, console().width)):
+        table.add_column(heads[i], justify="right" if numeric[i] else "left", no_wrap=True,
                          overflow="ellipsis", width=width)
     for row in cells:
         table.add_row(*row)
     console().print(table)
 
 
+#: short table headings of long field names (the caption spells them out, with units)
+SHORT = {"formation_energy_per_atom": ("E_form", " (eV/atom)"), "energy_per_atom": ("E", " (eV/atom)"),
+         "volume_per_atom": ("V", " (Å³/atom)"), "e_above_hull": ("E_hull", " (eV/atom)")}
+
+
 def _widths(cols: list[str], cells: list[list[str]], numeric: list[bool], room: int) -> list[int]:
     """Column widths that fit ``room`` characters: numbers whole; long text (keys, formulas,
     sources) narrowed, widest first, down to its header (then the terminal wraps the table)."""
     widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(cols)]
-    widths = [w if numeric[i] else min(w, 28) for i, w in enumerate(widths)]
     floor = [w if numeric[i] else min(w, max(len(cols[i]), 6)) for i, w in enumerate(widths)]
     over = sum(widths) + 3 * len(cols) + 1 - room
     while over > 0:
@@ -112,7 +118,7 @@ def _source_text(source: object) -> object:
 def _default_columns(rows: list[dict]) -> list[str]:
     preferred = ["campaign", "key", "formula", "status", "round", "formation_energy_per_atom",
                  "energy_per_atom", "volume_per_atom", "error", "name", "state", "file", "doi"]  # fmt: skip
-    present = {k for r in rows for k in r}
+    present = {k for r in rows for k, v in r.items() if v not in (None, "")}  # an empty column says nothing
     cols = [c for c in preferred if c in present]
     # measured results name their properties (a list); imported rows hold them (a mapping)
     props = dict.fromkeys(p if isinstance(r.get("properties"), list) else f"properties.{p}"
