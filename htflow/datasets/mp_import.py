@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 
 import requests
 
+from htflow.datasets.optimade_import import store_entries
 from htflow.errors import InputError
 from htflow.schemas.config import StoreConfig
-from htflow.schemas.documents import IMPORTED
 from htflow.settings import get_settings
 from htflow.space.compositions import composition_key
 from htflow.space.formulas import SYMBOLS
@@ -124,14 +124,4 @@ def _store(db: CampaignDB, campaign: str, entries: list[dict], counts: dict[str,
     now = datetime.now(UTC)
     docs = [{**rec, "row_id": f"{campaign}:mp:{rec['provider_id']}", "campaign": campaign,
              "imported_at": now} for rec in map(entry_record, entries) if rec is not None]
-    store = db.collection(IMPORTED)
-    ids = [d["row_id"] for d in docs]
-    seen = {d["row_id"] for d in store.query({"row_id": {"$in": ids}}, ["row_id"])}
-    new = [d for d in docs if d["row_id"] not in seen]
-    if new:
-        with db.transaction():
-            store.update(new, key="row_id")
-    counts["fetched"] += len(entries)
-    counts["new"] += len(new)
-    counts["already"] += len(docs) - len(new)
-    counts["unusable"] += len(entries) - len(docs)
+    store_entries(db, docs, len(entries), counts)

@@ -69,6 +69,22 @@ def entry_record(entry: dict, base_url: str) -> dict | None:
             "fidelity": "database"}
 
 
+def store_entries(db: CampaignDB, docs: list[dict], fetched: int, counts: dict[str, int]) -> None:
+    """Store a page of a database's entries (``docs``: those with a composition, of ``fetched``) that
+    are not stored yet (by ``row_id``), in one transaction; add to ``counts``."""
+    store = db.collection(IMPORTED)
+    ids = [d["row_id"] for d in docs]
+    seen = {d["row_id"] for d in store.query({"row_id": {"$in": ids}}, ["row_id"])}
+    new = [d for d in docs if d["row_id"] not in seen]
+    if new:
+        with db.transaction():
+            store.update(new, key="row_id")
+    counts["fetched"] += fetched
+    counts["new"] += len(new)
+    counts["already"] += len(docs) - len(new)
+    counts["unusable"] += fetched - len(docs)
+
+
 def import_optimade(db: CampaignDB, base_url: str, filter: str, campaign: str, max_results: int = 0,
                     on_page: Callable[[int], None] | None = None) -> dict[str, int]:
     """Fetch every entry matching ``filter`` from ``base_url`` and store it under ``campaign``;
@@ -83,7 +99,6 @@ def import_optimade(db: CampaignDB, base_url: str, filter: str, campaign: str, m
             detail = " ".join(str(getattr(exc, "detail", exc)).split())[:200]
             raise InputError(f"--filter: {filter!r} is not an OPTIMADE filter ({detail})") from None
 
-    store = db.collection(IMPORTED)
     counts = {"fetched": 0, "new": 0, "already": 0, "unusable": 0}
     base_url = base_url.rstrip("/")
 
@@ -92,16 +107,7 @@ def import_optimade(db: CampaignDB, base_url: str, filter: str, campaign: str, m
         now = datetime.now(UTC)
         docs = [{**rec, "row_id": f"{campaign}:{base_url}:{e.get('id')}", "campaign": campaign,
                  "imported_at": now} for e, rec in records if rec is not None]
-        ids = [d["row_id"] for d in docs]
-        seen = {d["row_id"] for d in store.query({"row_id": {"$in": ids}}, ["row_id"])}
-        new = [d for d in docs if d["row_id"] not in seen]
-        if new:
-            with db.transaction():
-                store.update(new, key="row_id")
-        counts["fetched"] += len(records)
-        counts["new"] += len(new)
-        counts["already"] += len(docs) - len(new)
-        counts["unusable"] += len(records) - len(docs)
+        store_entries(db, docs, len(records), counts)
         if on_page:
             on_page(len(records))
 

@@ -117,9 +117,11 @@ class RowError(ValueError):
 
     def __init__(self, column: str, message: str):
         super().__init__(f"column {column!r}: {message}")
+        self.column, self.message = column, message
 
 
-def _number(text: str, column: str) -> float | None:
+def number(text: str, column: str) -> float | None:
+    """A cell as a finite number, None when empty; :class:`RowError` naming the column otherwise."""
     text = text.strip()
     if not text:
         return None
@@ -179,15 +181,15 @@ def parse_row(row: Mapping[str, str], cmap: ColumnMap) -> dict | None:
         given = str(row[cmap.formula])
         fractions, key = _formula_composition(given, cmap.unit, cmap.formula)
     else:
-        amounts = {el: _number(str(row[el]), el) or 0.0 for el in cmap.elements}
+        amounts = {el: number(str(row[el]), el) or 0.0 for el in cmap.elements}
         fractions = _to_fractions(amounts, cmap.unit, "+".join(cmap.elements[:3]) + "...", True)
         given = " ".join(f"{el}{amounts[el]:g}" for el in cmap.elements if amounts[el])
         fractions = {el: round(v, 9) for el, v in sorted(fractions.items())}
         key = composition_key(fractions)
     properties = {name: v for col, name in cmap.properties.items()
-                  if (v := _number(str(row[col]), col)) is not None}
+                  if (v := number(str(row[col]), col)) is not None}
     uncertainty = {name: v for col, name in cmap.uncertainty.items()
-                   if name in properties and (v := _number(str(row[col]), col)) is not None}
+                   if name in properties and (v := number(str(row[col]), col)) is not None}
     if uncertainty and min(uncertainty.values()) < 0:
         raise RowError(next(iter(cmap.uncertainty)), "a negative uncertainty")
     record = {"key": key, "composition": dict(fractions), "elements": sorted(fractions),

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 from pymatgen.core import Element
 
+from htflow.datasets.rows import RowError, number
 from htflow.errors import InputError
 from htflow.space.compositions import as_fractions, composition_key
 from htflow.space.formulas import FormulaError, formula_amounts
@@ -130,16 +131,10 @@ class _Bad(Exception):
 
 
 def _number(text: str, column: str) -> float | None:
-    text = text.strip()
-    if not text:
-        return None
     try:
-        value = float(text)
-    except ValueError:
-        raise _Bad(column, f"{text[:40]!r} is not a number") from None
-    if not math.isfinite(value):
-        raise _Bad(column, f"{text[:40]!r} is not a finite number")
-    return value
+        return number(text, column)
+    except RowError as exc:
+        raise _Bad(exc.column, exc.message) from None
 
 
 class _Finder:
