@@ -215,6 +215,11 @@ def test_replay_from_an_oracle_table_runs_the_whole_loop(tmp_path, capsys):
     assert "Pareto front: " in out and "yield_strength (max)" in out  # every objective shown
     code, status, _ = run_cli(["status", str(tmp_path / "lab.yaml")], capsys)
     assert code == 0 and "Pareto front: " in status and "hypervolume" in status
+    code, _, err = run_cli(["report", "lab", "--store", str(tmp_path / "lab-store")], capsys)
+    page = (tmp_path / "lab-store" / "reports" / "lab" / "index.html").read_text()
+    assert code == 0 and "The front and its hypervolume after each round" in page, err
+    assert page.count("<tr><td>") >= 4  # one row per round at least
+    assert "exact (values from the oracle table alloys.csv)" in page
     truth = _truth(tmp_path)
     results = _db_rows(tmp_path / "lab-store", "results")
     assert len(results) == 20

@@ -162,6 +162,11 @@ def write_report(view: CampaignView, out: Path) -> Path:
         tradeoff = "<h2>Trade-off</h2>" + _img(plots.get("pareto.png"), (
             f"{cfg.objectives[0].name} against {cfg.objectives[1].name}; the Pareto front (no result is "
             "better in both) in red"))
+        per_round = [[r["round"], r["pareto"].get("size"), fmt(r["pareto"].get("hypervolume"))]
+                     for r in sorted(doc.get("rounds", []), key=lambda r: r["round"]) if r.get("pareto")]
+        if per_round:
+            tradeoff += "<p>The front and its hypervolume after each round:</p>" + _table(
+                ["round", "results on the front", "hypervolume"], per_round)
     page = Template((files("htflow") / "data" / "report.html").read_text(encoding="utf-8")).substitute(
         name=html.escape(cfg.name),
         description=f"<p>{html.escape(cfg.description)}</p>" if cfg.description else "",
