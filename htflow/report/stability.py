@@ -57,7 +57,7 @@ def hull_plot(results: list[dict], references: dict[str, float], path: Any, titl
     frac = np.array([[e.composition.get_atomic_fraction(el) for el in els] for e in entries])
     is_stable = np.array([e in stable for e in entries])
     fig, ax = figure(figsize=(6.4, 4.8), dpi=120)
-    cmap = "viridis_r"
+    cmap = "viridis"  # as the composition map: low values dark, high values yellow
     vmax = max(float(ehull.max()), 1e-3)
     if len(els) == 2:
         x = frac[:, 1]
