@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import stat
 from pathlib import Path
 
 import yaml
@@ -120,3 +121,33 @@ def serving(store: str, root: Path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+SBATCH = """#!/usr/bin/env bash
+set -e
+script="${@: -1}"
+copy="$FAKE_QUEUE/job-$(date +%s%N).sh"
+cp "$script" "$copy"
+echo "$@" > "$copy.args"
+setsid bash "$copy" > "$copy.log" 2>&1 < /dev/null &
+echo "Submitted batch job $!"
+"""
+SCANCEL = """#!/usr/bin/env bash
+for id in "$@"; do kill -- "-$id" 2>/dev/null || true; done
+"""
+
+
+def fake_slurm(tmp_path: Path, monkeypatch) -> Path:
+    """``sbatch``/``scancel`` stand-ins on PATH: sbatch copies the job script into the returned queue
+    folder and runs it as a local process group; scancel kills the group."""
+    bin_ = tmp_path / "fakebin"
+    queue = tmp_path / "queue"
+    bin_.mkdir()
+    queue.mkdir()
+    for name, text in (("sbatch", SBATCH), ("scancel", SCANCEL)):
+        path = bin_ / name
+        path.write_text(text)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_QUEUE", str(queue))
+    return queue

@@ -9,14 +9,13 @@ is the real thing.
 
 from __future__ import annotations
 
-import os
-import stat
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from flowlib import add
+from helpers import fake_slurm as _fake_slurm
 
 from htflow.errors import CampaignError, InputError
 from htflow.execution.dask_executor import DaskExecutor, load_cluster_file
@@ -24,34 +23,6 @@ from htflow.execution.engine import scratch_store
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
-
-SBATCH = """#!/usr/bin/env bash
-set -e
-script="${@: -1}"
-copy="$FAKE_QUEUE/job-$(date +%s%N).sh"
-cp "$script" "$copy"
-echo "$@" > "$copy.args"
-setsid bash "$copy" > "$copy.log" 2>&1 < /dev/null &
-echo "Submitted batch job $!"
-"""
-SCANCEL = """#!/usr/bin/env bash
-for id in "$@"; do kill -- "-$id" 2>/dev/null || true; done
-"""
-
-
-def _fake_slurm(tmp_path, monkeypatch) -> Path:
-    bin_ = tmp_path / "fakebin"
-    queue = tmp_path / "queue"
-    bin_.mkdir()
-    queue.mkdir()
-    for name, text in (("sbatch", SBATCH), ("scancel", SCANCEL)):
-        path = bin_ / name
-        path.write_text(text)
-        path.chmod(path.stat().st_mode | stat.S_IEXEC)
-    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_QUEUE", str(queue))
-    return queue
-
 
 def test_templates_are_valid():
     for name in ("slurm", "pbs", "local"):

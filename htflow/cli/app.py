@@ -11,8 +11,10 @@ report, query, export, build, serve).
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import sys
+import threading
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -85,10 +87,18 @@ def console(stderr: bool = False) -> Console:
 INTERRUPTED = "\ninterrupted: finished results are saved; run the same command to continue"
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: pin threads, run, and turn bad input into exit status 2."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    if threading.current_thread() is threading.main_thread():
+        # a batch system's SIGTERM (the end of a job's wall time, scancel) stops a command as Ctrl-C
+        # does: finished results are kept and the campaign's driver lock is released
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         # Not standalone: our errors propagate here. Typer then turns Ctrl-C and
         # typer.Exit into a returned exit code instead of raising.

@@ -7,6 +7,7 @@ import html
 from importlib.resources import files
 from pathlib import Path
 from string import Template
+from typing import Any
 
 from htflow.report.plots import composition_map, learning_curve_plot, parity_plot
 from htflow.report.stability import hull_plot, pareto_plot
@@ -135,6 +136,21 @@ def data_sources(view: CampaignView) -> list[list]:
     return rows
 
 
+def _tradeoff(cfg: Any, doc: CampaignDoc, plots: dict) -> str:
+    """Several objectives: the Pareto plot, and the front's size and hypervolume after each round."""
+    if len(cfg.objectives) < 2:
+        return ""
+    text = "<h2>Trade-off</h2>" + _img(plots.get("pareto.png"), (
+        f"{cfg.objectives[0].name} against {cfg.objectives[1].name}; the Pareto front (no result is "
+        "better in both) in red"))
+    per_round = [[r["round"], r["pareto"].get("size"), fmt(r["pareto"].get("hypervolume"))]
+                 for r in sorted(doc.get("rounds", []), key=lambda r: r["round"]) if r.get("pareto")]
+    if per_round:
+        text += "<p>The front and its hypervolume after each round:</p>" + _table(
+            ["round", "results on the front", "hypervolume"], per_round)
+    return text
+
+
 def write_report(view: CampaignView, out: Path) -> Path:
     """``out/index.html`` (self-contained: the PNGs are embedded) plus the PNGs beside it."""
     cfg = view.config
@@ -157,16 +173,7 @@ def write_report(view: CampaignView, out: Path) -> Path:
     sources = data_sources(view)
     if sources:
         summary += "<h2>Data</h2>" + _table(["kind", "data set", "files", "rows", "DOIs"], sources)
-    tradeoff = ""
-    if len(cfg.objectives) > 1:
-        tradeoff = "<h2>Trade-off</h2>" + _img(plots.get("pareto.png"), (
-            f"{cfg.objectives[0].name} against {cfg.objectives[1].name}; the Pareto front (no result is "
-            "better in both) in red"))
-        per_round = [[r["round"], r["pareto"].get("size"), fmt(r["pareto"].get("hypervolume"))]
-                     for r in sorted(doc.get("rounds", []), key=lambda r: r["round"]) if r.get("pareto")]
-        if per_round:
-            tradeoff += "<p>The front and its hypervolume after each round:</p>" + _table(
-                ["round", "results on the front", "hypervolume"], per_round)
+    tradeoff = _tradeoff(cfg, doc, plots)
     page = Template((files("htflow") / "data" / "report.html").read_text(encoding="utf-8")).substitute(
         name=html.escape(cfg.name),
         description=f"<p>{html.escape(cfg.description)}</p>" if cfg.description else "",
