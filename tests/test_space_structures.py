@@ -112,3 +112,40 @@ def test_max_pool_from_the_campaign_file_governs_enumeration():
         small.pool()
     big = CompositionSpace(("Cu", "Ni", "Pd", "Ag", "Au", "Pt", "Al"), step=0.0625, max_pool=100_000)
     assert len(big.pool()) == big.grid_size() == 74_613  # within this space's own limit
+
+
+@pytest.mark.parametrize(("n_atoms", "counts"), [(32, {"Cu": 8, "Ni": 8, "Pd": 16}), (32, {"Cu": 16, "Ni": 16}),
+                                                 (108, {"Cu": 36, "Ni": 36, "Pd": 36})])
+def test_sqs_pair_correlations_match_the_random_alloy(n_atoms, counts):
+    """Over the first three neighbour shells every ordered pair probability of the SQS is within
+    0.01 of the ideal random alloy's x_a x_b; a random decoration of the same cell is not."""
+    import numpy as np
+
+    from htflow.space.sqs import neighbour_shells, pair_deviation
+    from htflow.space.structures import StructureBuilder
+
+    fractions = {el: c / n_atoms for el, c in counts.items()}
+    names = sorted(counts)
+    deviation = {}
+    for decoration in ("sqs", "random"):
+        s = StructureBuilder("fcc", n_atoms, decoration=decoration).build(fractions)
+        assert {el: sum(site.specie.symbol == el for site in s) for el in names} == counts
+        species = np.array([names.index(site.specie.symbol) for site in s])
+        shells = neighbour_shells(s)
+        assert [len(i) // n_atoms for i, _ in shells] == [12, 6, 24]  # fcc: 12, 6 and 24 neighbours
+        deviation[decoration] = pair_deviation(species, shells, len(names))
+    assert deviation["sqs"] <= 0.01 < deviation["random"], deviation
+    again = StructureBuilder("fcc", n_atoms, decoration="sqs").build(fractions)
+    assert again == StructureBuilder("fcc", n_atoms, decoration="sqs").build(fractions)  # reproducible
+
+
+def test_an_sqs_campaign_runs(small_campaign, tmp_path, monkeypatch):
+    from helpers import run_campaign
+
+    monkeypatch.chdir(tmp_path)
+    cfg = {**small_campaign, "structure": {"prototype": "fcc", "n_atoms": 16, "decoration": "sqs"},
+           "search": {"sampler": "sobol", "batch_size": 3, "budget": 3, "seed": 2}}
+    camp = run_campaign(cfg)
+    done = camp.results("done")
+    assert len(done) == 3 and all(r["formation_energy_per_atom"] is not None for r in done)
+    assert camp.repo.doc()["config"]["structure"]["decoration"] == "sqs"

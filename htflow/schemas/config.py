@@ -105,6 +105,7 @@ class StructureConfig(_Strict):
     prototype: str = "fcc"
     n_atoms: Annotated[int, Field(ge=1, le=2000)] = 32
     lattice_constant: Annotated[float, Field(gt=0, le=100)] | None = None
+    decoration: Literal["random", "sqs"] = "random"  # sqs: pair correlations of the ideal random alloy
 
 
 class CalculatorConfig(_Strict):
@@ -188,8 +189,7 @@ class SurrogateConfig(_Strict):
     feasibility: bool = True
     #: several objectives: EHVI (BoTorch), ParEGO, or ``auto`` (EHVI when BoTorch is installed)
     multi_objective: Literal["auto", "ehvi", "parego"] = "auto"
-    #: eV/atom: search within this of the convex hull: the acquisition is P(formation energy at most this
-    #: above the hull); pruning drops candidates whose optimistic bound is further (formation energy only)
+    #: eV/atom: search within this of the hull (acquisition P(E above hull <= it); formation energy only)
     stable_within: Annotated[float, Field(ge=0, le=10)] | None = None
     prune: PruneConfig = Field(default_factory=PruneConfig)
 

@@ -20,6 +20,7 @@ from ase.data import atomic_numbers, reference_states
 from pymatgen.core import Element, Lattice, Structure
 
 from htflow.space.compositions import composition_key
+from htflow.space.sqs import neighbour_shells, sqs_species
 
 #: Atoms in the conventional cell of each built-in prototype.
 PROTOTYPE_ATOMS = {"fcc": 4, "bcc": 2, "hcp": 2}
@@ -125,6 +126,8 @@ class StructureBuilder:
     prototype: str = "fcc"
     n_atoms: int = 32
     lattice_constant: float | None = None
+    #: ``random``: sites shuffled (seeded by the composition); ``sqs``: a special quasirandom structure
+    decoration: str = "random"
 
     @property
     def is_template(self) -> bool:
@@ -169,11 +172,24 @@ class StructureBuilder:
         key = composition_key(counts)
         vpa = sum(c * _volume_per_atom(el) for el, c in counts.items()) / self.n_atoms
         structure = self._base(vpa)
-        species = [el for el, c in sorted(counts.items()) for _ in range(c)]
-        order = np.random.default_rng(seed_from_key(key)).permutation(len(species))
-        for site_index, sp_index in enumerate(order):
-            structure.replace(site_index, species[sp_index])
+        if self.decoration == "sqs":
+            decorated = sqs_species(structure, counts, seed_from_key(key), self._shells())
+        else:
+            species = [el for el, c in sorted(counts.items()) for _ in range(c)]
+            order = np.random.default_rng(seed_from_key(key)).permutation(len(species))
+            decorated = [species[i] for i in order]
+        for site_index, el in enumerate(decorated):
+            structure.replace(site_index, el)
         return structure.get_sorted_structure()
+
+    def _shells(self) -> list:
+        """The cell's neighbour shells (the same for every composition: computed once per builder)."""
+        return _shells_of(self.prototype, self.n_atoms, self.lattice_constant)
+
+
+@functools.lru_cache(maxsize=8)
+def _shells_of(prototype: str, n_atoms: int, lattice_constant: float | None) -> list:
+    return neighbour_shells(StructureBuilder(prototype, n_atoms, lattice_constant)._base(12.0))
 
 
 @dataclass(frozen=True)
