@@ -220,6 +220,8 @@ def test_replay_from_an_oracle_table_runs_the_whole_loop(tmp_path, capsys):
     assert code == 0 and "The front and its hypervolume after each round" in page, err
     assert page.count("<tr><td>") >= 4  # one row per round at least
     assert "exact (values from the oracle table alloys.csv)" in page
+    assert (tmp_path / "lab-store" / "reports" / "lab" / "learning-curve-yield_strength.png").stat().st_size > 10_000
+    assert "best yield_strength so far (maximize)" in page
     truth = _truth(tmp_path)
     results = _db_rows(tmp_path / "lab-store", "results")
     assert len(results) == 20

@@ -50,6 +50,11 @@ def campaign_plots(view: CampaignView, doc: CampaignDoc, results: list[dict], ou
         plots["hull.png"] = hull_for(view, doc, out / "hull.png")
     if only in (None, "pareto"):
         plots["pareto.png"] = pareto_plot(results, list(view.config.objectives), out / "pareto.png")
+    if only is None:  # several objectives: a learning curve for each of the others too
+        for o in view.config.objectives[1:]:
+            name = f"learning-curve-{o.name}.png"
+            values, source = pool_values(view, results, o.name)
+            plots[name] = learning_curve_plot(results, o.name, o.goal, out / name, values, source)
     return plots
 
 
@@ -148,6 +153,9 @@ def _tradeoff(cfg: Any, doc: CampaignDoc, plots: dict) -> str:
     if per_round:
         text += "<p>The front and its hypervolume after each round:</p>" + _table(
             ["round", "results on the front", "hypervolume"], per_round)
+    for o in cfg.objectives[1:]:
+        text += _img(plots.get(f"learning-curve-{o.name}.png"),
+                     f"best {o.name} so far ({o.goal}) against evaluations, beside random selection")
     return text
 
 

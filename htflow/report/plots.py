@@ -86,6 +86,9 @@ def learning_curve_plot(results: list[dict], objective: str, goal: str, path: Pa
     ax.step(x, [np.nan if b is None else b for b in best_so_far(values, goal)], where="post", color="C3",
             label="this campaign, best so far")
     ax.set_xlabel("evaluations")
+    from matplotlib.ticker import MaxNLocator  # heavy: matplotlib
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole evaluations, not 2.5
     ax.set_ylabel(label(objective))
     ax.legend(fontsize=8)
     fig.tight_layout()
