@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from htflow.report.style import figure, label, save
 from htflow.schemas.documents import Status
@@ -86,8 +87,6 @@ def learning_curve_plot(results: list[dict], objective: str, goal: str, path: Pa
     ax.step(x, [np.nan if b is None else b for b in best_so_far(values, goal)], where="post", color="C3",
             label="this campaign, best so far")
     ax.set_xlabel("evaluations")
-    from matplotlib.ticker import MaxNLocator  # heavy: matplotlib
-
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole evaluations, not 2.5
     ax.set_ylabel(label(objective))
     ax.legend(fontsize=8)
