@@ -122,3 +122,13 @@ def test_sigterm_stops_a_driver_cleanly_and_releases_the_campaign(tmp_path):
                            env=htflow_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert _results(db) == 9
+
+
+def test_no_sbatch_is_one_line_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing-here"))
+    file = write_yaml(tmp_path / "c.yaml", small_campaign_config())
+    code, _, err = run_cli(["submit", str(file), "--cluster", _cluster(tmp_path)], capsys)
+    assert code == 1 and err == ["error: `sbatch` is not on PATH: run htflow submit on the cluster's login node "
+                                 "(or use --dry-run to see the scripts)"]
+    assert not (tmp_path / "htflow-jobs").exists()

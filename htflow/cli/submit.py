@@ -48,6 +48,7 @@ def submit(
                   highlight=False)
         out.print(batch.worker_script(spec, python), highlight=False, markup=False, soft_wrap=True)
         return
+    batch.submitter(spec.type)  # before anything is written
     jobs = workdir / "htflow-jobs"
     jobs.mkdir(exist_ok=True)
     path = jobs / f"{cfg.name}-driver.sh"

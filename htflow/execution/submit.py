@@ -83,12 +83,18 @@ def worker_script(cluster: ClusterFile, python: str) -> str:
     return job(scheduler="tcp://DRIVER-NODE:8786", name="htflow-worker", **settings).job_script()
 
 
-def submit(script: Path, kind: str) -> str:
-    """Submit a job script with ``sbatch`` or ``qsub``; the job id."""
+def submitter(kind: str) -> str:
+    """``sbatch`` or ``qsub``; :class:`CampaignError` when it is not on PATH."""
     command = SUBMIT[kind]
     if shutil.which(command) is None:
         raise CampaignError(f"`{command}` is not on PATH: run htflow submit on the cluster's login node "
                             "(or use --dry-run to see the scripts)")
+    return command
+
+
+def submit(script: Path, kind: str) -> str:
+    """Submit a job script with ``sbatch`` or ``qsub``; the job id."""
+    command = submitter(kind)
     done = subprocess.run([command, str(script)], capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         why = " ".join((done.stderr or done.stdout).split())[:300]
