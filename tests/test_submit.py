@@ -93,7 +93,8 @@ def test_the_driver_runs_as_a_batch_job_and_submits_its_workers(tmp_path, monkey
                 con.close()
         if state == "complete":
             break
-        assert time.time() < deadline, [p.read_text()[-2000:] for p in queue.glob("*.log")]
+        if time.time() > deadline:  # a hang guard, not a speed check
+            pytest.fail("the driver job did not finish: " + str([p.read_text()[-2000:] for p in queue.glob("*.log")]))
         time.sleep(1)
     assert _results(db) == 4
     scripts = sorted(p.read_text() for p in queue.glob("job-*.sh"))
@@ -109,7 +110,9 @@ def test_sigterm_stops_a_driver_cleanly_and_releases_the_campaign(tmp_path):
                             env=htflow_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while _results(db) < 1:
-        assert proc.poll() is None and time.time() < deadline
+        assert proc.poll() is None, proc.stderr.read()
+        if time.time() > deadline:  # a hang guard, not a speed check
+            pytest.fail("the campaign made no progress in 300 s")
         time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)  # what Slurm sends at the end of the wall time
     _, stderr = proc.communicate(timeout=120)
