@@ -75,9 +75,12 @@ class RoundProgress:
 
 def rounds_table(rounds: list[dict], objective: str) -> Table:
     """One row per round: what was computed and the best so far."""
+    short = {"formation_energy_per_atom": "E_form (eV/atom)", "energy_per_atom": "E (eV/atom)"}
     table = Table(title="rounds")
-    for col in ("round", "evaluated", "failed", "best so far", objective):
-        table.add_column(col, justify="left" if col == "best so far" else "right")
+    for col in ("round", "evaluated", "failed"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("best so far", no_wrap=True, overflow="ellipsis", max_width=30)  # a key: may give way
+    table.add_column(short.get(objective, objective), justify="right", no_wrap=True)
     for r in sorted(rounds, key=lambda r: r["round"]):
         table.add_row(str(r["round"]), str(r.get("evaluated", "-")), str(r.get("failed", "-")),
                       r.get("best_key") or "", fmt(r.get("best_value")))
