@@ -135,12 +135,15 @@ def answer_from_oracle(camp: Campaign, doc: CampaignDoc, oracle: Oracle, pending
 def write_round_worksheets(camp: Campaign, doc: CampaignDoc, rnd: int) -> list[Path]:
     """Round ``rnd``'s worksheets (left as they are if written before)."""
     cfg = camp.config
+    formats = list(cfg.calculator.options.get("formats") or ["csv", "xlsx"])
+    folder, stem = worksheet_folder(cfg), worksheet_stem(cfg.name, rnd)
+    if all((folder / f"{stem}.{fmt}").exists() for fmt in formats):  # every rerun while waiting
+        return [folder / f"{stem}.{fmt}" for fmt in formats]
     cands = sorted(camp.repo.candidates(Status.proposed_ever(), rnd=rnd), key=lambda c: c["key"])
     summary = next((r for r in doc["rounds"] if r["round"] == rnd), {})
     mass = float(cfg.calculator.options.get("sample_mass_g", 10.0))
     table = worksheet_table(cands, list(cfg.objectives), mass, summary.get("phase"), cfg.search.sampler)
-    formats = list(cfg.calculator.options.get("formats") or ["csv", "xlsx"])
-    return write_worksheets(table, worksheet_folder(cfg), worksheet_stem(cfg.name, rnd), formats)
+    return write_worksheets(table, folder, stem, formats)
 
 
 def step(camp: Campaign, doc: CampaignDoc, progress: Any, proceed_with_partial: bool) -> str | None:

@@ -121,8 +121,6 @@ class Measurements:
     records: list[dict] = field(default_factory=list)
     #: rows already recorded with the same values (a file ingested twice adds nothing)
     already: int = 0
-    #: keys in the file still without a value or a status
-    awaiting: list[str] = field(default_factory=list)
 
 
 class _Bad(Exception):
@@ -262,9 +260,7 @@ def read_measurements(df: pd.DataFrame, path: Path, campaign: str, objectives: l
                        f"{seen[key]}; give each sample once")
             continue
         seen[key] = i + 1
-        if record["status"] is None:
-            if key not in recorded:
-                out.awaiting.append(key)
+        if record["status"] is None:  # not measured yet: still awaited (the store says how many)
             continue
         old = recorded.get(key)
         if old is not None:
