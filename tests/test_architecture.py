@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -211,3 +213,14 @@ def test_modules_and_functions_stay_readable():
     assert not long_modules + long_functions, (
         "modules over 400 lines:\n" + "\n".join(long_modules)
         + "\nfunctions over 60 lines (not in docs/decisions.md):\n" + "\n".join(long_functions))
+
+
+def test_the_command_line_starts_without_the_calculation_stack():
+    """``htflow --version``, ``status`` and ``query`` start in about a second: importing the CLI must not
+    import atomate2, emmet, torch or matplotlib (their commands import them when they run)."""
+    code = ("import sys, htflow.cli; heavy = sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'atomate2', 'emmet', 'torch', 'matplotlib', 'sklearn', 'dask', 'fastapi'}); print(heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

@@ -106,7 +106,7 @@ CASES = [
      ["calculator.options.table", "'nope.csv'", "neither a bundled table"]),
     ("unknown-top-key", "bugdet", 10, ["bugdet", "unknown key", "allowed keys here"]),
     ("unknown-nested-key", "search.bugdet", 10, ["search.bugdet", "did you mean 'budget'"]),
-    ("bad-name", "name", "my campaign!", ["name", "should match pattern"]),
+    ("bad-name", "name", "my campaign!", ["name", "letters, digits"]),
     ("unknown-executor", "executor", {"type": "slurm"}, ["executor.type", "'local', 'dask' or 'fireworks'"]),
     ("workers-without-dask", "executor", {"workers": 4}, ["executor", "workers only apply to type dask, not local"]),
     ("workers-zero", "executor", {"type": "dask", "workers": 0}, ["executor.workers", "greater than or equal to 1"]),

@@ -13,14 +13,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ase
+from atomate2.forcefields.flows.elastic import ElasticMaker
 from jobflow import Maker
 
+from htflow.calculators.flows import EvaluationMaker
+from htflow.calculators.properties import ELASTIC_PROPERTIES
 from htflow.errors import InputError
 from htflow.schemas.config import CalculatorConfig, CampaignConfig
 from htflow.space.compositions import CompositionSpace
 
 #: Quantities every calculator yields through the evaluation flow.
 BASE_PROPERTIES = ("energy_per_atom", "formation_energy_per_atom", "volume_per_atom", "density")
+
+#: eV/Å: the elastic flow relaxes at least this tightly (atomate2 uses 1e-5; 1e-3 moves EMT moduli of a
+#: 16-atom alloy cell by 0.1 GPa and takes 30% less time)
+ELASTIC_FMAX = 1e-3
 
 #: Elements with parameters in ASE's EMT (Jacobsen, Stoltze and Nørskov, 1996).
 EMT_ELEMENTS = frozenset({"Al", "Cu", "Ag", "Au", "Ni", "Pd", "Pt", "H", "C", "N", "O"})
@@ -33,13 +40,52 @@ class CalculatorSpec:
     name: str
     make_relax: Any  # callable(CalculatorConfig) -> Maker
     elements: frozenset[str] | None = None
-    #: what it yields (objectives must be among them); None: any name (a laboratory's measurements)
+    #: what it yields (objectives must be among them, or have a path); None: any name (a laboratory)
     properties: tuple[str, ...] | None = BASE_PROPERTIES
     meta: dict = field(default_factory=dict)
+    #: more properties its Maker's task document holds: name → path (``task.output.x``) or module:function
+    extract: dict[str, str] = field(default_factory=dict)
 
     def relax_maker(self, cfg: CalculatorConfig) -> Maker:
         """The Maker that relaxes (or, with ``relax: false``, single-points) a structure."""
         return self.make_relax(cfg)
+
+    def available(self, cfg: CalculatorConfig) -> tuple[str, ...] | None:
+        """The properties an objective may name without a path (None: any)."""
+        if self.properties is None:
+            return None
+        more = tuple(ELASTIC_PROPERTIES) if cfg.flow == "elastic" else ()
+        return (*self.properties, *self.extract, *more)
+
+    def property_sources(self, campaign: CampaignConfig) -> dict[str, str]:
+        """Every property read from the evaluation's documents: name → path or module:function (the
+        elastic flow's, the Maker's declared ones, and the objectives' own paths and extractors)."""
+        sources = dict(ELASTIC_PROPERTIES) if campaign.calculator.flow == "elastic" else {}
+        sources.update(self.extract)
+        for obj in campaign.objectives:
+            if obj.path or obj.extractor:
+                sources[obj.name] = obj.path or obj.extractor
+        return sources
+
+    def elastic_maker(self, cfg: CalculatorConfig) -> Maker:
+        """atomate2's elastic workflow with this calculator: a tight relaxation of the cell, then ionic
+        relaxations of the strained cells (fixed cell)."""
+        tight = cfg.model_copy(update={"relax": True, "fmax": min(cfg.fmax, ELASTIC_FMAX)})
+        bulk, strained = self.relax_maker(tight), self.relax_maker(tight)
+        if not hasattr(strained, "relax_cell"):
+            raise InputError(f"calculator.flow: 'elastic' needs a relaxation Maker with relax_cell (ASE "
+                             f"calculators, ML potentials); {self.name!r} makes a {type(strained).__name__}")
+        strained.relax_cell = False
+        return ElasticMaker(name=f"{self.name} elastic", bulk_relax_maker=bulk, elastic_relax_maker=strained)
+
+    def evaluation_maker(self, campaign: CampaignConfig) -> EvaluationMaker:
+        """The evaluation flow of one structure: relaxation, property flows, properties."""
+        cfg = campaign.calculator
+        flows = {"elastic": self.elastic_maker(cfg)} if cfg.flow == "elastic" else {}
+        sources = self.property_sources(campaign)
+        required = tuple(o.name for o in campaign.objectives if o.name in sources)
+        return EvaluationMaker(relax_maker=self.relax_maker(cfg), property_makers=flows, extract=sources,
+                               required=required)
 
     def check(self, campaign: CampaignConfig, space: CompositionSpace) -> None:
         """Refuse elements the calculator has no parameters for."""

@@ -3,7 +3,10 @@
 ``relax`` (the calculator's Maker, e.g. atomate2's ``EmtRelaxMaker``) feeds
 ``properties``, which turns the relaxed task document into the numbers a
 campaign stores and optimises (energy and formation energy per atom, volume
-per atom, density). The flow's output is the ``properties`` output.
+per atom, density). Property flows (atomate2's elastic workflow) run on the
+relaxed structure in between, and named values of all these documents join
+the properties (:mod:`htflow.calculators.properties`). The flow's output is
+the ``properties`` output.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from atomate2.ase.jobs import EmtRelaxMaker
 from jobflow import Flow, Maker, job
 from pydash import get
 from pymatgen.core import Structure
+
+from htflow.calculators.properties import TASK, plain, read_properties
 
 
 def formation_energy(energy_per_atom: float, counts: dict[str, int], references: dict[str, float]) -> float:
@@ -43,17 +48,33 @@ def properties(structure: Structure, energy: float, references: dict[str, float]
     }
 
 
+def _elastic_summary(doc: Any) -> dict:
+    """The elastic tensor (IEEE, GPa) and derived properties of atomate2's ElasticDocument."""
+    d = plain({"elastic": doc})["elastic"]
+    return {"tensor_ieee_gpa": (d.get("elastic_tensor") or {}).get("ieee_format"),
+            "derived_properties": d.get("derived_properties"), "order": d.get("order")}
+
+
 @job
-def compute_properties(task: Any, references: dict[str, float] | None = None) -> dict:
-    """Properties of a relaxed structure from an atomate2 task document (ASE, force field or VASP)."""
+def compute_properties(task: Any, references: dict[str, float] | None = None,
+                       documents: dict[str, Any] | None = None, extract: dict[str, str] | None = None,
+                       required: tuple[str, ...] = ()) -> dict:
+    """Properties of a relaxed structure from an atomate2 task document (ASE, force field or VASP), and
+    the values ``extract`` names (name → path or ``module:function``) in it and the other ``documents``
+    (those ``required``, the objectives, must be there: else this evaluation fails)."""
+    documents = dict(documents or {})
+    values = read_properties(extract or {}, {TASK: task, **documents}, required)
     structure = get(task, "output.mol_or_struct") or get(task, "structure")
     if isinstance(structure, dict):
         structure = Structure.from_dict(structure)
     # ASE/force-field documents say whether forces converged; VASP's (emmet) give a state
     state = get(task, "state")
     converged = get(task, "is_force_converged") if state is None else state == "successful"
-    return properties(structure, float(get(task, "output.energy")), references,
-                      get(task, "output.n_steps"), get(task, "output.elapsed_time"), converged)
+    out = properties(structure, float(get(task, "output.energy")), references,
+                     get(task, "output.n_steps"), get(task, "output.elapsed_time"), converged)
+    if "elastic" in documents:
+        out["elastic"] = _elastic_summary(documents["elastic"])
+    return {**out, **values}
 
 
 @dataclass
@@ -66,17 +87,32 @@ class EvaluationMaker(Maker):
         Flow name.
     relax_maker
         The calculator's Maker (relaxation or single point).
+    property_makers
+        Flows run on the relaxed structure, by the root name of their document (``elastic``).
+    extract
+        Properties read from the documents: name → dotted path or ``module:function``.
+    required
+        Those of them without which the evaluation fails (the objectives); others are left out when missing.
     """
 
     name: str = "htflow evaluation"
     relax_maker: Maker = field(default_factory=lambda: _default_relax())
+    property_makers: dict[str, Maker] = field(default_factory=dict)
+    extract: dict[str, str] = field(default_factory=dict)
+    required: tuple[str, ...] = ()
 
     def make(self, structure: Structure, references: dict[str, float] | None = None) -> Flow:
-        """The flow ``relax → properties`` for ``structure``."""
+        """The flow ``relax → [property flows] → properties`` for ``structure``."""
         relax = self.relax_maker.make(structure)
-        props = compute_properties(relax.output, references)
+        jobs, documents = [relax], {}
+        for root, maker in self.property_makers.items():
+            sub = maker.make(relax.output.structure)
+            jobs.append(sub)
+            documents[root] = sub.output
+        props = compute_properties(relax.output, references, documents or None, self.extract or None,
+                                   tuple(self.required))
         props.name = "properties"
-        return Flow([relax, props], output=props.output, name=self.name)
+        return Flow([*jobs, props], output=props.output, name=self.name)
 
 
 def _default_relax() -> Maker:

@@ -16,7 +16,7 @@ from ase.calculators.calculator import Calculator
 from atomate2.ase.jobs import AseRelaxMaker, EmtRelaxMaker
 from jobflow import Maker
 
-from htflow.calculators.base import EMT_ELEMENTS, CalculatorSpec, ase_relax_kwargs
+from htflow.calculators.base import BASE_PROPERTIES, EMT_ELEMENTS, CalculatorSpec, ase_relax_kwargs
 from htflow.calculators.experiment import ExperimentSpec
 from htflow.calculators.lookup import LookupSpec
 from htflow.calculators.mlip import POTENTIALS, MLIPSpec
@@ -37,13 +37,27 @@ REGISTRY: dict[str, CalculatorSpec] = {
 }
 
 
+def declared_properties(path: str, obj: Any) -> dict[str, str]:
+    """What a Maker declares it yields: ``htflow_properties = {name: path or module:function}`` (paths
+    in its task document start with ``task.``)."""
+    declared = getattr(obj, "htflow_properties", None) or {}
+    fine = isinstance(declared, dict) and all(
+        isinstance(k, str) and k.isidentifier() and isinstance(v, str) and v for k, v in declared.items())
+    if not fine:
+        raise InputError(f"calculator.name: {path}.htflow_properties must map property names to paths "
+                         f"(task.output.x) or module:function extractors, got {declared!r}")
+    return dict(declared)
+
+
 def _from_object(path: str, obj: Any) -> CalculatorSpec:
     if isinstance(obj, CalculatorSpec):
         return obj
-    if isinstance(obj, Maker):
-        return CalculatorSpec(path, lambda cfg: obj)
-    if isinstance(obj, type) and issubclass(obj, Maker):
-        return CalculatorSpec(path, lambda cfg: obj())
+    if isinstance(obj, Maker) or (isinstance(obj, type) and issubclass(obj, Maker)):
+        declared = declared_properties(path, obj)
+        props = (*BASE_PROPERTIES, *declared)
+        if isinstance(obj, Maker):
+            return CalculatorSpec(path, lambda cfg: obj, properties=props, extract=declared)
+        return CalculatorSpec(path, lambda cfg: obj(), properties=props, extract=declared)
     if isinstance(obj, type) and issubclass(obj, Calculator):
         def make(cfg: CalculatorConfig) -> Maker:
             maker = AseRelaxMaker(name=f"{obj.__name__} relaxation", **ase_relax_kwargs(cfg))

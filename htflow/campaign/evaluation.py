@@ -11,7 +11,7 @@ from typing import Any
 
 from pymatgen.core import Composition
 
-from htflow.errors import CampaignError
+from htflow.errors import CampaignError, InputError
 from htflow.execution.base import EvalTask, Executor, Outcome
 from htflow.schemas.config import CampaignConfig
 from htflow.schemas.documents import CampaignDoc, CandidateDoc, ResultDoc, Status
@@ -30,6 +30,9 @@ def run_references(repo: CampaignRepository, doc: CampaignDoc, elements: tuple[s
         tasks = [EvalTask(f"ref:{el}", maker.make(builder.build({el: 1.0})), {"element": el}) for el in todo]
         for outcome in executor.run(tasks, repo.db.job_store()):
             el = outcome.meta["element"]
+            if not outcome.ok and "PropertyError: " in str(outcome.error):
+                raise InputError(f"objectives: {str(outcome.error).split('PropertyError: ', 1)[1]} (the "
+                                 f"reference calculation of {el}); fix the objective's path or extractor")
             if not outcome.ok:
                 raise CampaignError(
                     f"the reference calculation for {el} failed ({outcome.error}); formation "

@@ -84,7 +84,7 @@ class Campaign:
     def maker(self) -> EvaluationMaker:
         """The evaluation flow maker (made on first use: a calculator that cannot be set up fails
         when the campaign starts, before anything is written)."""
-        return EvaluationMaker(relax_maker=self.calculator.relax_maker(self.config.calculator))
+        return self.calculator.evaluation_maker(self.config)
 
     @functools.cached_property
     def calculator_metadata(self) -> dict:
@@ -95,6 +95,8 @@ class Campaign:
     @functools.cached_property
     def batch_maker(self) -> Any:
         """The calculator's maker of several structures per job, or None (one structure per flow)."""
+        if self.config.calculator.flow != "relax":
+            return None  # a property flow runs per structure
         return self.calculator.batch_maker(self.config.calculator)
 
     # -- reading ---------------------------------------------------------------------------------

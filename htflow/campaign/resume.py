@@ -55,13 +55,17 @@ def config_changes(old: dict, new: dict) -> list[str]:
 def open_campaign(repo: CampaignRepository, config: CampaignConfig, calculator: dict) -> CampaignDoc:
     """The campaign document: created for a new campaign, or checked against a resumed one's config.
 
-    The stored config never holds a password: a store URI is kept with its credentials hidden
+    A campaign that stopped before its first round (a reference calculation failed, the path of an
+    objective was wrong) starts afresh with the new config. The stored config never holds a password:
+    a store URI is kept with its credentials hidden
     (the store may change on resume, so the stored one is only a record).
     """
     new_cfg = config.model_dump(mode="json")
     if new_cfg["store"].get("uri"):
         new_cfg["store"]["uri"] = redact(new_cfg["store"]["uri"])
     doc = repo.doc()
+    if doc is not None and not doc.get("rounds") and not repo.known_keys():
+        doc = None  # it stopped before proposing anything (a reference failed): start afresh, any config
     if doc is None:
         doc = {
             "name": config.name,

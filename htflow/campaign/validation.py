@@ -30,7 +30,7 @@ from htflow.space.build import build_space
 from htflow.space.compositions import CompositionSpace, SpaceError
 from htflow.space.structures import PROTOTYPE_ATOMS, StructureBuilder, StructureError
 from htflow.store.db import CampaignDB, check_store_config
-from htflow.utils.imports import allow_local_modules
+from htflow.utils.imports import allow_local_modules, import_object
 from htflow.utils.text import suggest
 from htflow.utils.yaml import read_yaml
 
@@ -95,8 +95,43 @@ def check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:
     Planner(sur, elements)  # names of model, features, acquisition
 
 
-def _check_objectives(cfg: CampaignConfig, properties: Any) -> None:
+#: fields of every result document: an objective read by path must have a name of its own
+RESERVED = frozenset({"campaign", "key", "round", "status", "composition", "counts", "elements", "nelements",
+                      "formula", "n_atoms", "prototype", "calculator", "timings", "error", "created_at",
+                      "energy", "structure", "input_structure", "n_steps", "converged", "e_above_hull",
+                      "elastic", "source", "dataset", "uncertainty", "note"})
+
+
+def _check_source(i: int, obj: Any, cfg: CampaignConfig, calc: Any) -> None:
+    """An objective read by path or extractor: a calculator with documents, a known root, an importable
+    function, a name of its own."""
+    where = f"objectives[{i}].{'path' if obj.path else 'extractor'}"
+    if calc.properties is None or cfg.calculator.name == "lookup":
+        raise InputError(f"{where}: calculator {cfg.calculator.name!r} has no task documents to read; its "
+                         "objectives are the columns of its table")
+    builtin = calc.available(cfg.calculator) or ()
+    if obj.name in RESERVED or obj.name in builtin:
+        kind = "a property" if obj.name in builtin else "a field"
+        raise InputError(f"objectives[{i}].name: {obj.name!r} is {kind} htflow already stores; give the "
+                         f"value read by {where.rsplit('.', 1)[1]} a name of its own")
+    if obj.path:
+        roots = {"task": "the calculator's task document"}
+        if cfg.calculator.flow == "elastic":
+            roots["elastic"] = "atomate2's ElasticDocument"
+        root = obj.path.split(".", 1)[0]
+        if root not in roots:
+            raise InputError(f"{where}: {obj.path!r} starts with {root!r}; a path starts with "
+                             + ", or ".join(f"{r} ({what})" for r, what in roots.items()))
+    elif not callable(import_object(obj.extractor, where)):
+        raise InputError(f"{where}: {obj.extractor!r} is not a function")
+
+
+def _check_objectives(cfg: CampaignConfig, calc: Any) -> None:
+    properties = calc.available(cfg.calculator)
     for i, obj in enumerate(cfg.objectives):
+        if obj.path or obj.extractor:
+            _check_source(i, obj, cfg, calc)
+            continue
         if properties is not None and obj.name not in properties:
             raise InputError(f"objectives[{i}].name: {obj.name!r} is not computed by calculator "
                              f"{cfg.calculator.name!r}{suggest(obj.name, properties)}; allowed: "
@@ -108,6 +143,19 @@ def _check_objectives(cfg: CampaignConfig, properties: Any) -> None:
                 "search.surrogate.stable_within: needs sampler surrogate and the one objective "
                 "formation_energy_per_atom (minimize), whose hull it measures; got sampler "
                 f"{cfg.search.sampler!r} and objectives {', '.join(n for n, _ in objs)}")
+
+
+def _check_flow(cfg: CampaignConfig, calc: Any) -> None:
+    """A property flow needs a calculator that relaxes structures one at a time."""
+    if cfg.calculator.flow == "relax":
+        return
+    if calc.properties is None or cfg.calculator.name == "lookup":
+        raise InputError(f"calculator.flow: {cfg.calculator.flow!r} computes on structures; calculator "
+                         f"{cfg.calculator.name!r} has none (use flow: relax)")
+    if int(cfg.calculator.options.get("batch_size", 1)) > 1:
+        raise InputError(f"calculator.options.batch_size: flow {cfg.calculator.flow!r} evaluates one "
+                         "structure at a time; use batch_size: 1")
+    calc.elastic_maker(cfg.calculator)  # a Maker without relax_cell is refused here
 
 
 def _check_promotion(cfg: CampaignConfig) -> None:
@@ -181,7 +229,8 @@ def check(cfg: CampaignConfig) -> None:
     get_generator(cfg.search.sampler)
     if cfg.search.sampler == "surrogate" or "surrogate" in cfg.search.model_fields_set:
         check_surrogate_settings(cfg.search.surrogate, list(space.elements))
-    _check_objectives(cfg, calc.properties)
+    _check_objectives(cfg, calc)
+    _check_flow(cfg, calc)
     if cfg.executor.type == "dask" and cfg.executor.cluster is not None:
         load_cluster_file(cfg.executor.cluster)  # its errors name the file and the field
     check_store_config(cfg.store)

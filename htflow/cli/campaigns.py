@@ -63,7 +63,9 @@ def status(
         out.print(model)
     others = tuple(o["name"] for o in doc["config"]["objectives"][1:])
     if best:
-        out.print(best_table(best, obj["name"], f"best {len(best)} by {obj['name']} ({obj['goal']})", others))
+        units = {o["name"]: o.get("unit") for o in doc["config"]["objectives"]}
+        out.print(best_table(best, obj["name"], f"best {len(best)} by {obj['name']} ({obj['goal']})", others,
+                             units))
     with db:
         front = pareto_section(repo, doc, doc["config"]["objectives"])
     if front is not None:

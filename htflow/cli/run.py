@@ -98,7 +98,7 @@ def _summary(camp: Any, doc: dict, new: int, top: int) -> None:
     others = tuple(o.name for o in cfg.objectives[1:])
     if rows:
         out.print(best_table(rows, cfg.objective.name, f"best {len(rows)} by {cfg.objective.name} "
-                             f"({cfg.objective.goal})", others))
+                             f"({cfg.objective.goal})", others, {o.name: o.unit for o in cfg.objectives}))
     front = pareto_section(camp.repo, doc, [o.model_dump() for o in cfg.objectives])
     if front is not None:
         out.print(front)

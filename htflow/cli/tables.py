@@ -9,16 +9,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from htflow.cli.common import fmt
+from htflow.schemas.calculators import UNITS
 
 
-def best_table(rows: list[dict], objective: str, title: str, others: tuple[str, ...] = ()) -> Table:
-    """A rich table of the best results (``others``: further objectives, a column each)."""
+def best_table(rows: list[dict], objective: str, title: str, others: tuple[str, ...] = (),
+               units: dict[str, str | None] | None = None) -> Table:
+    """A rich table of the best results (``others``: further objectives, a column each; ``units``: of
+    the objectives, named in the caption; htflow's own properties' are known)."""
     short = {"formation_energy_per_atom": "E_form", "energy_per_atom": "E",
              "volume_per_atom": "V", "density": "density"}  # fmt: skip
-    extra = [*others, *(c for c in ("energy_per_atom", "volume_per_atom")
-                        if c != objective and c not in others and any(r.get(c) is not None for r in rows))]
-    units = "E_form, E: eV/atom; V: Å³/atom; density: g/cm³"
-    table = Table(title=title, caption=units if extra or objective in short else None)
+    # energy and volume as context while the table fits 80 columns (two value columns beside the objective)
+    context = [c for c in ("energy_per_atom", "volume_per_atom")
+               if c != objective and c not in others and any(r.get(c) is not None for r in rows)]
+    extra = [*others, *context[:max(0, 2 - len(others))]]
+    more = {c: (units or {}).get(c) or UNITS.get(c) for c in (objective, *others) if c not in short}
+    caption = "; ".join(["E_form, E: eV/atom; V: Å³/atom; density: g/cm³",
+                         *(f"{c}: {u}" for c, u in more.items() if u)])
+    table = Table(title=title, caption=caption if extra or objective in short or any(more.values()) else None)
     table.add_column("#", justify="right", no_wrap=True, min_width=2)
     # long keys and formulas (many elements) give way; the values never do
     table.add_column("key", no_wrap=True, overflow="ellipsis", max_width=24)

@@ -12,6 +12,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from htflow.schemas.calculators import UNITS
+
 
 def figure(figsize: tuple[float, float] = (6.4, 4.8), dpi: int = 120) -> tuple[Figure, Any]:
     """A new figure and its one axes."""
@@ -26,9 +28,11 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def label(objective: str) -> str:
-    """An axis label for an objective (eV/atom for energies)."""
-    return objective.replace("_", " ") + (" (eV/atom)" if "energy" in objective else "")
+def label(objective: str, unit: str | None = None) -> str:
+    """An axis label for an objective with its unit (``unit``, htflow's own properties' units, eV/atom
+    for energies)."""
+    unit = unit or UNITS.get(objective) or ("eV/atom" if "energy" in objective else None)
+    return objective.replace("_", " ") + (f" ({unit})" if unit else "")
 
 
 def fmt(v: Any, digits: int = 4) -> str:

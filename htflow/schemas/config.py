@@ -16,32 +16,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from htflow.errors import InputError
-from htflow.schemas.calculators import OPTION_MODELS
+from htflow.schemas.base import MAX_COUNT, Strict
+from htflow.schemas.calculators import CalculatorConfig, ObjectiveConfig
 from htflow.settings import get_settings
-from htflow.utils.text import suggest
 from htflow.utils.yaml import read_yaml
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 #: the largest seed numpy's generators take
 MAX_SEED = 2**32 - 1
-#: the most evaluations, steps, or candidates a campaign may ask for
-MAX_COUNT = 10**9
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False, strict=True,
-                              allow_inf_nan=False)
 
 
 def _tuples(value: Any) -> Any:
@@ -53,7 +43,7 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-class ConstraintsConfig(_Strict):
+class ConstraintsConfig(Strict):
     """Limits on proposed compositions beyond bounds and element count (see htflow.space.constraints)."""
 
     max_cost: Annotated[float, Field(gt=0)] | None = None
@@ -64,7 +54,7 @@ class ConstraintsConfig(_Strict):
     _pairs = field_validator("forbidden_pairs", mode="before")(lambda cls, v: _tuples(v))
 
 
-class SpaceConfig(_Strict):
+class SpaceConfig(Strict):
     """Which compositions may be proposed (:func:`htflow.space.build_space` makes the space)."""
 
     #: the elements that may appear (a list space: optional, the list's own by default)
@@ -99,7 +89,7 @@ class SpaceConfig(_Strict):
         return {} if value is None else value  # a `constraints:` key with every line commented out
 
 
-class StructureConfig(_Strict):
+class StructureConfig(Strict):
     """How a composition becomes a structure."""
 
     prototype: str = "fcc"
@@ -108,37 +98,7 @@ class StructureConfig(_Strict):
     decoration: Literal["random", "sqs"] = "random"  # sqs: pair correlations of the ideal random alloy
 
 
-class CalculatorConfig(_Strict):
-    """Which calculator evaluates a structure, and how.
-
-    ``options`` of a built-in calculator are checked against its own model
-    (:data:`htflow.schemas.calculators.OPTION_MODELS`) and kept as the mapping
-    the user wrote; a plug-in calculator's options pass through to its spec.
-    """
-
-    name: str = "emt"
-    relax: bool = True
-    fmax: Annotated[float, Field(gt=0)] = 0.05
-    steps: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 500
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("options")
-    @classmethod
-    def _options_of_name(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        name = info.data.get("name")
-        model = OPTION_MODELS.get(name) if isinstance(name, str) else None
-        if model is None:
-            return value
-        unknown = sorted(set(value) - set(model.model_fields))
-        if unknown:
-            allowed = list(model.model_fields)
-            raise ValueError(f"unknown option(s) {', '.join(unknown)} for {name!r}"
-                             f"{suggest(unknown[0], allowed)}; allowed: {', '.join(allowed)}")
-        model.model_validate(value)  # its errors carry the option's name under calculator.options
-        return value
-
-
-class PromoteConfig(_Strict):
+class PromoteConfig(Strict):
     """Multi-fidelity: results of the screening calculator promoted to a more expensive one."""
 
     calculator: CalculatorConfig
@@ -148,19 +108,7 @@ class PromoteConfig(_Strict):
     uncertain: Annotated[float, Field(ge=0, le=1)] = 0.0
 
 
-class ObjectiveConfig(_Strict):
-    """One quantity to optimise."""
-
-    #: a property name: letters, digits, '_' (a field of every result, a worksheet column); ``unit``: e.g. MPa
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")] = "formation_energy_per_atom"
-    goal: Literal["minimize", "maximize"] = "minimize"
-    unit: Annotated[str, Field(max_length=40)] | None = None
-    target: float | None = None
-    #: hypervolume reference value (several objectives); default: just beyond the first round's worst
-    reference: float | None = None
-
-
-class PruneConfig(_Strict):
+class PruneConfig(Strict):
     """When the model may rule candidates out."""
 
     enabled: bool = True
@@ -170,7 +118,7 @@ class PruneConfig(_Strict):
     min_results: Annotated[int, Field(ge=2, le=MAX_COUNT)] = 20
 
 
-class SurrogateConfig(_Strict):
+class SurrogateConfig(Strict):
     """Surrogate-guided search (sampler ``surrogate``)."""
 
     model: str = "gp"
@@ -194,7 +142,7 @@ class SurrogateConfig(_Strict):
     prune: PruneConfig = Field(default_factory=PruneConfig)
 
 
-class SearchConfig(_Strict):
+class SearchConfig(Strict):
     """How candidates are chosen, how many, and when to stop."""
 
     sampler: str = "surrogate"
@@ -208,14 +156,14 @@ class SearchConfig(_Strict):
 
 
 # -- executors: a union keyed on ``type`` ------------------------------------------------------
-class LocalExecutorConfig(_Strict):
+class LocalExecutorConfig(Strict):
     """Evaluations run one after another in the driver's process (the default)."""
 
     type: Literal["local"] = "local"
     walltime: Annotated[float, Field(gt=0, le=1e7)] | None = None
 
 
-class DaskExecutorConfig(_Strict):
+class DaskExecutorConfig(Strict):
     """Evaluations run on Dask workers: a LocalCluster, a running scheduler, or a cluster file."""
 
     type: Literal["dask"] = "dask"
@@ -250,7 +198,7 @@ class DaskExecutorConfig(_Strict):
         return self
 
 
-class FireWorksExecutorConfig(_Strict):
+class FireWorksExecutorConfig(Strict):
     """Evaluations queued as FireWorks workflows on a LaunchPad (MongoDB)."""
 
     type: Literal["fireworks"] = "fireworks"
@@ -298,7 +246,7 @@ ExecutorConfig = Annotated[
 ]
 
 
-class StoreConfig(_Strict):
+class StoreConfig(Strict):
     """Where results live: embedded (default), MongoDB, or memory (tests)."""
 
     backend: Literal["embedded", "mongodb", "memory"] = "embedded"
@@ -315,7 +263,7 @@ class StoreConfig(_Strict):
         return self
 
 
-class CampaignConfig(_Strict):
+class CampaignConfig(Strict):
     """A whole campaign file."""
 
     name: Annotated[str, Field(pattern=NAME_PATTERN)]

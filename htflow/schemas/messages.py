@@ -8,11 +8,19 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from htflow.schemas.config import EXECUTOR_TYPES, CampaignConfig
+from htflow.schemas.calculators import EXTRACTOR_PATTERN, PATH_PATTERN, PROPERTY_NAME
+from htflow.schemas.config import EXECUTOR_TYPES, NAME_PATTERN, CampaignConfig
 from htflow.utils.text import suggest
 
 #: tags of discriminated unions, which pydantic puts into error locations
 _TAGS = {("executor", kind) for kind in EXECUTOR_TYPES}
+#: what a string pattern of the models asks for, in words
+_PATTERNS = {
+    PROPERTY_NAME: "a name of letters, digits and '_' that does not start with a digit (e.g. bulk_modulus)",
+    PATH_PATTERN: "a dotted path ROOT.key.key (integers index lists), e.g. elastic.derived_properties.k_vrh",
+    EXTRACTOR_PATTERN: "package.module:function, e.g. mymodule:pugh_ratio",
+    NAME_PATTERN: "letters, digits, '_', '.', '-' (at most 100, starting with a letter or digit)",
+}
 
 
 def _models_in(annotation: Any) -> list[type[BaseModel]]:
@@ -98,6 +106,8 @@ def format_validation_error(exc: ValidationError, source: str, model: type[BaseM
                          f"{', '.join(repr(k) for k in kinds[:-1])} or {kinds[-1]!r}")
             continue
         msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_pattern_mismatch" and err["ctx"]["pattern"] in _PATTERNS:
+            msg = f"expected {_PATTERNS[err['ctx']['pattern']]}"
         got = err.get("input")
         if err["type"] == "missing":
             lines.append(f"{source}: {path}: required field is missing")
