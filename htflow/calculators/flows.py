@@ -77,6 +77,38 @@ def compute_properties(task: Any, references: dict[str, float] | None = None,
     return {**out, **values}
 
 
+#: per-configuration bookkeeping, summed rather than averaged
+_SUMMED = ("relax_seconds", "n_steps")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+@job
+def average_properties(outputs: list[dict]) -> dict:
+    """Several decorations of one composition as one result: the mean of every number they share,
+    their spread (sample std) and values under ``configurations``; the structure (and what else is
+    not a number) of the lowest-energy one."""
+    lowest = min(outputs, key=lambda o: o["energy_per_atom"])
+    out, values = dict(lowest), {}
+    for name in lowest:
+        vals = [o.get(name) for o in outputs]
+        if not all(_number(v) for v in vals):
+            continue
+        if name in _SUMMED:
+            out[name] = sum(vals)
+            continue
+        out[name] = sum(vals) / len(vals)
+        values[name] = [float(v) for v in vals]
+    out["converged"] = all(o.get("converged") is not False for o in outputs)
+    n = len(outputs)
+    spread = {k: (sum((x - out[k]) ** 2 for x in v) / (n - 1)) ** 0.5 for k, v in values.items()}
+    out["configurations"] = {"n": n, "std": spread, "values": values,
+                             "lowest": outputs.index(lowest)}
+    return out
+
+
 @dataclass
 class EvaluationMaker(Maker):
     """Build the evaluation flow of one structure.
@@ -113,6 +145,19 @@ class EvaluationMaker(Maker):
                                    tuple(self.required))
         props.name = "properties"
         return Flow([*jobs, props], output=props.output, name=self.name)
+
+    def make_configurations(self, structures: list[Structure],
+                            references: dict[str, float] | None = None) -> Flow:
+        """One evaluation flow per decoration of a composition, then their average
+        (:func:`average_properties`); any one failing fails the composition."""
+        if len(structures) == 1:
+            return self.make(structures[0], references)
+        flows = [self.make(s, references) for s in structures]
+        for i, f in enumerate(flows):
+            f.name = f"{self.name} configuration {i + 1}/{len(flows)}"
+        avg = average_properties([f.output for f in flows])
+        avg.name = "average over configurations"
+        return Flow([*flows, avg], output=avg.output, name=self.name)
 
 
 def _default_relax() -> Maker:

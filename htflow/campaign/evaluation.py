@@ -105,7 +105,9 @@ def tasks_for(batch: list[CandidateDoc], doc: CampaignDoc, builder: StructureBui
             known.append(Outcome(cand["key"], {**ref["result"], "formation_energy_per_atom": 0.0}, None,
                                  ref["seconds"]))
             continue
-        structure = builder.build(cand["composition"])
-        tasks.append(EvalTask(cand["key"], maker.make(structure, refs), {"structure": structure}))
+        k = getattr(builder, "configurations", 1)
+        structures = [builder.build(cand["composition"], c) for c in range(k)]
+        tasks.append(EvalTask(cand["key"], maker.make_configurations(structures, refs),
+                              {"structure": structures[0]}))
         cand["status"] = Status.RUNNING.value
     return tasks, known

@@ -95,8 +95,8 @@ class Campaign:
     @functools.cached_property
     def batch_maker(self) -> Any:
         """The calculator's maker of several structures per job, or None (one structure per flow)."""
-        if self.config.calculator.flow != "relax":
-            return None  # a property flow runs per structure
+        if self.config.calculator.flow != "relax" or self.config.structure.configurations > 1:
+            return None  # a property flow, or an average over decorations, runs per composition
         return self.calculator.batch_maker(self.config.calculator)
 
     # -- reading ---------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ def _check_structure(cfg: CampaignConfig) -> None:
             StructureBuilder(st.prototype, st.n_atoms).template()
         except StructureError as exc:
             raise InputError(str(exc)) from None
+    if st.configurations > 1 and cfg.calculator.name == "lookup":
+        raise InputError(f"structure.configurations: {st.configurations} decorations of each composition, "
+                         "but the lookup calculator answers per composition (one value each); use 1")
 
 
 def _check_realisable(cfg: CampaignConfig, space: CompositionSpace) -> None:

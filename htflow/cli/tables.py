@@ -21,7 +21,9 @@ def best_table(rows: list[dict], objective: str, title: str, others: tuple[str, 
     # energy and volume as context while the table fits 80 columns (two value columns beside the objective)
     context = [c for c in ("energy_per_atom", "volume_per_atom")
                if c != objective and c not in others and any(r.get(c) is not None for r in rows)]
-    extra = [*others, *context[:max(0, 2 - len(others))]]
+    spread = [((r.get("configurations") or {}).get("std") or {}).get(objective) for r in rows]
+    k = max(((r.get("configurations") or {}).get("n") or 1) for r in rows) if rows else 1
+    extra = [*others, *context[:max(0, 2 - len(others) - (k > 1))]]
     more = {c: (units or {}).get(c) or UNITS.get(c) for c in (objective, *others) if c not in short}
     caption = "; ".join(["E_form, E: eV/atom; V: Å³/atom; density: g/cm³",
                          *(f"{c}: {u}" for c, u in more.items() if u)])
@@ -30,12 +32,15 @@ def best_table(rows: list[dict], objective: str, title: str, others: tuple[str, 
     # long keys and formulas (many elements) give way; the values never do
     table.add_column("key", no_wrap=True, overflow="ellipsis", max_width=24)
     table.add_column("formula", no_wrap=True, overflow="ellipsis", max_width=24)
-    for col in (objective, *extra):
+    table.add_column(short.get(objective, objective), justify="right", no_wrap=True, min_width=7)
+    if k > 1:  # the spread over the decorations averaged (structure.configurations)
+        table.add_column(f"σ of {k}", justify="right", no_wrap=True, min_width=7)
+    for col in extra:
         table.add_column(short.get(col, col), justify="right", no_wrap=True, min_width=7)
     table.add_column("round", justify="right", no_wrap=True, min_width=5)
-    for i, r in enumerate(rows, 1):
+    for i, (r, sd) in enumerate(zip(rows, spread, strict=True), 1):
         table.add_row(str(i), r["key"], r.get("formula", ""), fmt(r.get(objective)),
-                      *(fmt(r.get(c)) for c in extra), str(r.get("round")))
+                      *([fmt(sd)] if k > 1 else []), *(fmt(r.get(c)) for c in extra), str(r.get("round")))
     return table
 
 

@@ -96,6 +96,8 @@ class StructureConfig(Strict):
     n_atoms: Annotated[int, Field(ge=1, le=2000)] = 32
     lattice_constant: Annotated[float, Field(gt=0, le=100)] | None = None
     decoration: Literal["random", "sqs"] = "random"  # sqs: pair correlations of the ideal random alloy
+    #: decorations per composition: their mean is the value, their spread is stored and is the model's noise
+    configurations: Annotated[int, Field(ge=1, le=100)] = 1
 
 
 class PromoteConfig(Strict):

@@ -118,6 +118,11 @@ class ResultDoc(EntryDoc):
     n_steps: NotRequired[int | None]
     converged: NotRequired[bool | None]
     e_above_hull: NotRequired[float]
+    #: ``structure.configurations`` > 1: n, std and values of every averaged number; lowest: the index of
+    #: the lowest-energy decoration, whose structure is ``structure``
+    configurations: NotRequired[dict[str, Any]]
+    #: ``calculator.flow: elastic``: tensor_ieee_gpa (6x6), derived_properties, order
+    elastic: NotRequired[dict[str, Any]]
 
 
 class RoundDoc(TypedDict, total=False):
@@ -138,6 +143,8 @@ class RoundDoc(TypedDict, total=False):
     pruned: int
     #: k-fold CV of the model before the round: folds, n, mae, rmse, r2, within_1sigma, within_2sigma, ...
     cv: dict[str, Any]
+    #: decorations averaged (structure.configurations): the root-mean-square noise std given to the model
+    noise_std_mean: float
     hull: dict[str, Any] | None
     pareto: dict[str, Any]
     promoted: dict[str, Any]

@@ -63,6 +63,19 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}"
 
 
+def configuration_noise(done: list[dict], name: str, n_more: int = 0) -> np.ndarray | None:
+    """Each result's noise variance of ``name``: the variance of the mean over its decorations
+    (``structure.configurations``), 0 for single ones and for ``n_more`` values after them; None if
+    all are 0."""
+    var = []
+    for r in done:
+        conf = r.get("configurations") or {}
+        sd, k = (conf.get("std") or {}).get(name), conf.get("n") or 1
+        var.append(sd * sd / k if sd is not None and k > 1 else 0.0)
+    noise = np.array(var + [0.0] * n_more)
+    return noise if noise.any() else None
+
+
 class SurrogateGenerator:
     """The ``surrogate`` sampler: model-guided proposals (see the module docstring)."""
 
@@ -288,11 +301,12 @@ class SurrogateGenerator:
             hull = formation_hull(done, ctx.references or {}, ctx.phases, els)
             threshold = functools.partial(_above, hull, s.stable_within)
             ctx.report["stable_within"] = s.stable_within
+        noise = None if multi else configuration_noise(done, name, len(prior_values))
         sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
                                        allow_prune=not multi and not prior_comps
                                        and len(done) >= s.prune.min_results,
                                        refine=refine, feasible=feasible,
-                                       threshold=threshold)
+                                       threshold=threshold, noise=noise)
         if sel.candidates is not None:
             _extend(ctx, sel.candidates[len(cands):], cands, keys)
         self._report(ctx, sel, cands, keys, sign, y, multi)

@@ -19,7 +19,7 @@ from sklearn.model_selection import KFold
 from htflow.schemas.config import SurrogateConfig
 from htflow.search.acquisition import get_acquisition
 from htflow.search.features import get_featurizer
-from htflow.search.surrogates import get_surrogate
+from htflow.search.surrogates import fit, get_surrogate
 from htflow.settings import get_settings
 
 
@@ -30,7 +30,8 @@ def surrogate_settings(cfg: SurrogateConfig | dict | None = None, **overrides: A
     return SurrogateConfig.model_validate(data)
 
 
-def cross_validate(make_model, X: np.ndarray, y: np.ndarray, folds: int, seed: int) -> dict | None:
+def cross_validate(make_model, X: np.ndarray, y: np.ndarray, folds: int, seed: int,
+                   noise: np.ndarray | None = None) -> dict | None:
     """k-fold CV of a fresh model per fold: metrics and the out-of-fold predictions."""
     n = len(y)
     k = min(folds, n)
@@ -39,7 +40,8 @@ def cross_validate(make_model, X: np.ndarray, y: np.ndarray, folds: int, seed: i
     mean, std = np.empty(n), np.empty(n)
     fold_mae = []
     for train, test in KFold(k, shuffle=True, random_state=seed).split(X):
-        m, s = make_model().fit(X[train], y[train]).predict(X[test])
+        part = None if noise is None else noise[train]
+        m, s = fit(make_model(), X[train], y[train], part).predict(X[test])
         mean[test], std[test] = m, s
         fold_mae.append(float(np.mean(np.abs(m - y[test]))))
     err = np.abs(y - mean)
@@ -100,9 +102,10 @@ class Planner:
 
     def select(self, train: np.ndarray, y: np.ndarray, cands: np.ndarray, n: int, seed: int,
                rnd: int, allow_prune: bool = True, refine: Any = None, feasible: Any = None,
-               threshold: Any = None) -> Selection:
+               threshold: Any = None, noise: np.ndarray | None = None) -> Selection:
         """Choose ``n`` rows of ``cands`` given fractions ``train`` with objective ``y`` (minimised).
 
+        ``noise``, if given, is each value's own noise variance (an average over decorations).
         ``refine(score) -> rows``, if given, may add candidates once the model is fitted;
         ``score(fractions) -> acquisition`` (larger is better). ``feasible(fractions) ->
         probability of success``, if given, weights the acquisition (see :func:`weigh`).
@@ -116,7 +119,7 @@ class Planner:
         info: dict = {"model": s.model, "features": s.features, "acquisition": s.acquisition,
                       "n_train": len(y), "n_candidates": len(cands)}
         make_model = functools.partial(get_surrogate, s.model, seed=seed)
-        model = self._fit(make_model, X, y, seed, rnd, info)
+        model = self._fit(make_model, X, y, seed, rnd, info, noise)
         best = float(np.min(y))
         if refine is not None:
             cands = self._refine(model, cands, best, refine, feasible, threshold, seed, rnd, info)
@@ -140,15 +143,18 @@ class Planner:
             return np.asarray(self.acquire(m, sd, best, rng=rng, beta=self.s.beta, xi=self.s.xi), float)
         return norm.cdf((limit - m) / np.maximum(sd, 1e-12))
 
-    def _fit(self, make_model: Any, X: np.ndarray, y: np.ndarray, seed: int, rnd: int, info: dict) -> Any:
+    def _fit(self, make_model: Any, X: np.ndarray, y: np.ndarray, seed: int, rnd: int, info: dict,
+             noise: np.ndarray | None = None) -> Any:
         """Cross-validate (k-fold, recorded in ``info``), then fit the model on everything."""
         t0 = time.perf_counter()
         if self.s.cv_folds:
             cv_seed = int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
-            info["cv"] = cross_validate(make_model, X, y, self.s.cv_folds, seed=cv_seed)
+            info["cv"] = cross_validate(make_model, X, y, self.s.cv_folds, seed=cv_seed, noise=noise)
         info["cv_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        model = make_model().fit(X, y)
+        model = fit(make_model(), X, y, noise)
+        if noise is not None and np.any(noise > 0):
+            info["noise_std_mean"] = float(np.sqrt(np.mean(noise)))
         info["fit_seconds"] = time.perf_counter() - t0
         if hasattr(model, "describe"):
             info["fitted"] = model.describe()

@@ -3,6 +3,7 @@
 Every surrogate has the same interface::
 
     model.fit(X, y)                   # learn (hyperparameters included)
+    model.fit(X, y, noise=v)          # ... knowing each value's own noise variance (optional)
     mean, std = model.predict(X)      # one mean and one standard deviation per row
     model.condition(X, y)             # a copy refitted on more data, hyperparameters kept
 
@@ -19,12 +20,18 @@ the next choice of the same batch goes elsewhere.
   trees (plus the leaves' own spread) are the prediction and its uncertainty.
 
 ``package.module:object`` names any class with ``fit``, ``predict`` (returning
-mean and std) and, optionally, ``condition``.
+mean and std) and, optionally, ``condition`` and a ``noise`` argument of ``fit``.
+
+Per-value noise (``noise``: variances in the units of ``y`` squared) comes from
+averaging several decorations of a composition (``structure.configurations``):
+the variance of their mean. The GP adds it to its kernel's diagonal beside the
+fitted white noise; the forest widens its uncertainty floor by its mean.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import warnings
 from typing import Protocol
 
@@ -73,14 +80,19 @@ class GaussianProcess:
         return (ConstantKernel(1.0, (1e-3, 1e3)) * Matern(scale, (1e-2, 1e3), nu=self.nu)
                 + WhiteKernel(1e-4, (1e-9, 1e-1)))
 
-    def fit(self, X: np.ndarray, y: np.ndarray, kernel=None) -> GaussianProcess:
+    def fit(self, X: np.ndarray, y: np.ndarray, kernel=None,
+            noise: np.ndarray | None = None) -> GaussianProcess:
 
         X, y = np.asarray(X, float), np.asarray(y, float)
+        self.noise = np.zeros(len(y)) if noise is None else np.asarray(noise, float)
         if kernel is None:
             self.scaler = _Scaler().fit(X)
         Z = self.scaler(X)
+        # targets are normalised (normalize_y): so is their noise variance
+        scale = float(np.var(y)) if len(y) > 1 and np.var(y) > 0 else 1.0
         self.gp = GaussianProcessRegressor(
             kernel=kernel if kernel is not None else self._kernel(Z.shape[1]),
+            alpha=1e-10 + self.noise / scale,
             normalize_y=True,
             n_restarts_optimizer=0 if kernel is not None else self.restarts,
             optimizer=None if kernel is not None else "fmin_l_bfgs_b",
@@ -98,7 +110,8 @@ class GaussianProcess:
 
     def condition(self, X: np.ndarray, y: np.ndarray) -> GaussianProcess:
         new = copy.copy(self)
-        return new.fit(np.vstack([self.X, X]), np.concatenate([self.y, y]), kernel=self.gp.kernel_)
+        return new.fit(np.vstack([self.X, X]), np.concatenate([self.y, y]), kernel=self.gp.kernel_,
+                       noise=np.concatenate([self.noise, np.zeros(len(y))]))
 
     def describe(self) -> str:
         return str(self.gp.kernel_)
@@ -110,9 +123,10 @@ class Forest:
     def __init__(self, n_estimators: int = 200, min_samples_leaf: int = 1, seed: int = 0):
         self.n_estimators, self.min_samples_leaf, self.seed = n_estimators, min_samples_leaf, seed
 
-    def fit(self, X: np.ndarray, y: np.ndarray) -> Forest:
+    def fit(self, X: np.ndarray, y: np.ndarray, noise: np.ndarray | None = None) -> Forest:
 
         self.X, self.y = np.asarray(X, float), np.asarray(y, float)
+        self.noise = np.zeros(len(self.y)) if noise is None else np.asarray(noise, float)
         self.model = ExtraTreesRegressor(
             n_estimators=self.n_estimators, min_samples_leaf=self.min_samples_leaf,
             random_state=self.seed, n_jobs=1,
@@ -125,13 +139,21 @@ class Forest:
         mean = per_tree.mean(axis=0)
         # law of total variance: between trees, plus a floor from the data's own noise level
         floor = 1e-3 * (np.std(self.y) or 1.0)
-        return mean, np.sqrt(per_tree.var(axis=0) + floor**2)
+        return mean, np.sqrt(per_tree.var(axis=0) + floor**2 + float(np.mean(self.noise)))
 
     def condition(self, X: np.ndarray, y: np.ndarray) -> Forest:
-        return copy.copy(self).fit(np.vstack([self.X, X]), np.concatenate([self.y, y]))
+        return copy.copy(self).fit(np.vstack([self.X, X]), np.concatenate([self.y, y]),
+                                   np.concatenate([self.noise, np.zeros(len(y))]))
 
     def describe(self) -> str:
         return f"ExtraTrees({self.n_estimators} trees, min_samples_leaf={self.min_samples_leaf})"
+
+
+def fit(model: Surrogate, X: np.ndarray, y: np.ndarray, noise: np.ndarray | None = None) -> Surrogate:
+    """``model.fit(X, y)``, with each value's noise variance when there is some and the model takes it."""
+    if noise is not None and np.any(noise > 0) and "noise" in inspect.signature(model.fit).parameters:
+        return model.fit(X, y, noise=noise)
+    return model.fit(X, y)
 
 
 SURROGATES = {

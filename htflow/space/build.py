@@ -44,4 +44,4 @@ def make_builder(cfg: CampaignConfig) -> StructureBuilder | ExactBuilder:
     if cfg.is_experiment:
         return ExactBuilder()
     st = cfg.structure
-    return StructureBuilder(st.prototype, st.n_atoms, st.lattice_constant, st.decoration)
+    return StructureBuilder(st.prototype, st.n_atoms, st.lattice_constant, st.decoration, st.configurations)

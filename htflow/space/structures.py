@@ -128,6 +128,8 @@ class StructureBuilder:
     lattice_constant: float | None = None
     #: ``random``: sites shuffled (seeded by the composition); ``sqs``: a special quasirandom structure
     decoration: str = "random"
+    #: decorations per composition that the evaluation averages (``build(fractions, i)`` for each)
+    configurations: int = 1
 
     @property
     def is_template(self) -> bool:
@@ -166,10 +168,11 @@ class StructureBuilder:
         """Whole-atom counts for a composition on this supercell."""
         return round_to_atoms(fractions, self.n_atoms)
 
-    def build(self, fractions: Mapping[str, float]) -> Structure:
-        """The decorated supercell for a composition (deterministic)."""
+    def build(self, fractions: Mapping[str, float], configuration: int = 0) -> Structure:
+        """The decorated supercell for a composition (deterministic); ``configuration`` i > 0: the i-th
+        other decoration of the same composition (``structure.configurations``)."""
         counts = self.realise(fractions)
-        key = composition_key(counts)
+        key = composition_key(counts) + (f"#{configuration}" if configuration else "")
         vpa = sum(c * _volume_per_atom(el) for el, c in counts.items()) / self.n_atoms
         structure = self._base(vpa)
         if self.decoration == "sqs":

@@ -17,7 +17,7 @@ from htflow.schemas.documents import ENTRY_KEY, CampaignDoc, CandidateDoc, Resul
 from htflow.store.db import CampaignDB
 
 #: what generators and plots need of a result (besides its objectives): no structures
-SUMMARY_FIELDS = ["key", "round", "status", "composition", "counts", "created_at"]
+SUMMARY_FIELDS = ["key", "round", "status", "composition", "counts", "created_at", "configurations"]
 
 
 def now() -> datetime:
