@@ -86,3 +86,49 @@ def test_dashboard_reports_an_unreachable_server(live_server, page):
     page.goto(url + "/")
     page.wait_for_selector("#error", state="visible")
     assert "internal error" in page.locator("#error").inner_text()
+
+
+def test_dashboard_shows_every_objective_and_the_pareto_front(tmp_path, page):
+    """A campaign of two objectives: both named, the front listed with a column each (the store's
+    values), its hypervolume per round, and a learning curve of the second objective."""
+    from helpers import serving
+
+    from htflow.campaign.loop import Campaign
+    from htflow.campaign.validation import parse_config
+
+    store = str(tmp_path / "htflow-data")
+    cfg = {"name": "two", "space": {"elements": ["Cu", "Ni", "Pd", "Ag"], "step": 0.25, "max_elements": 2},
+           "structure": {"prototype": "fcc", "n_atoms": 32},
+           "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
+           "objectives": [{"name": "formation_energy_per_atom", "goal": "minimize"},
+                          {"name": "density", "goal": "minimize"}],
+           "search": {"sampler": "random", "batch_size": 5, "budget": 15, "seed": 4}, "store": store}
+    Campaign(parse_config(cfg, "test")).run()
+    with CampaignDB(StoreConfig(path=store)).connect() as db:
+        doc = db.campaigns.query_one({"name": "two"})
+        front = {r["formula"]: r for r in db.results.query({"campaign": "two", "key": {"$in": doc["pareto_front"]}})}
+    assert len(front) >= 2
+    with serving(store, tmp_path) as url:
+        page.goto(url + "/#campaign=two")
+        page.wait_for_selector("#front tr.front-member")
+        cell = page.locator("#campaigns tr.campaign td.objectives").inner_text()
+        assert cell == "formation_energy_per_atom (min), density (min)"
+        heads = page.locator("#front thead th").all_inner_texts()
+        assert heads == ["formula", "formation_energy_per_atom (min)", "density (min)", "round"]
+        rows = page.locator("#front tr.front-member")
+        assert rows.count() == len(front)
+        for i in range(rows.count()):
+            cells = rows.nth(i).locator("td").all_inner_texts()
+            r = front[cells[0]]
+            assert float(cells[1]) == pytest.approx(r["formation_energy_per_atom"], abs=5e-5)
+            assert float(cells[2]) == pytest.approx(r["density"], abs=5e-5)
+        summary = page.locator("#front-summary").inner_text()
+        assert f"{len(front)} results on the front" in summary
+        for rnd in doc["rounds"]:
+            assert f"{rnd['round']}: " in summary
+        page.wait_for_selector("img[data-plot='learning-curve-density']")
+        page.wait_for_function("""() => [...document.querySelectorAll('#plots img')]
+                                  .every(i => i.complete && i.naturalWidth > 0)""", timeout=60_000)
+        shown = page.locator("#plots img").evaluate_all("imgs => imgs.map(i => i.dataset.plot)")
+        assert "pareto" in shown and "learning-curve-density" in shown
+        assert page.errors == []

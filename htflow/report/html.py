@@ -50,12 +50,18 @@ def campaign_plots(view: CampaignView, doc: CampaignDoc, results: list[dict], ou
         plots["hull.png"] = hull_for(view, doc, out / "hull.png")
     if only in (None, "pareto"):
         plots["pareto.png"] = pareto_plot(results, list(view.config.objectives), out / "pareto.png")
-    if only is None:  # several objectives: a learning curve for each of the others too
-        for o in view.config.objectives[1:]:
+    for o in view.config.objectives[1:]:  # several objectives: a learning curve for each of the others too
+        if only in (None, f"learning-curve-{o.name}"):
             name = f"learning-curve-{o.name}.png"
             values, source = pool_values(view, results, o.name)
             plots[name] = learning_curve_plot(results, o.name, o.goal, out / name, values, source)
     return plots
+
+
+def plot_names(objectives: list[dict]) -> list[str]:
+    """The plots of a campaign with these objectives (config dicts): :data:`PLOTS` and a learning
+    curve of each objective after the first."""
+    return [*PLOTS, *(f"learning-curve-{o['name']}" for o in objectives[1:])]
 
 
 def hull_system(view: CampaignView, doc: CampaignDoc) -> list[str] | None:

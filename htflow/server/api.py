@@ -14,7 +14,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from htflow.report.html import PLOTS
+from htflow.report.html import plot_names
 from htflow.schemas.documents import Status
 from htflow.server.plots import plot_key
 from htflow.server.queries import COLLECTIONS, HEAVY_FIELDS, BadQuery, parse_query
@@ -44,7 +44,19 @@ def _available_plots(doc: dict, counts: dict[str, int]) -> list[str]:
                             ("parity", any(r.get("cv") for r in rounds)),
                             ("composition-map", counts["done"] > 0),
                             ("hull", any(r.get("hull") for r in rounds)),
-                            ("pareto", len(objectives) > 1 and counts["done"] > 1)) if ok]
+                            ("pareto", len(objectives) > 1 and counts["done"] > 1),
+                            *((f"learning-curve-{o['name']}", counts["done"] > 0) for o in objectives[1:]))
+            if ok]
+
+
+def _pareto(doc: dict) -> dict | None:
+    """Several objectives: the front's keys and its size and hypervolume after each round."""
+    if len(doc["config"].get("objectives", [])) < 2:
+        return None
+    per_round = [{"round": r["round"], "size": r["pareto"].get("size"),
+                  "hypervolume": r["pareto"].get("hypervolume")}
+                 for r in sorted(doc.get("rounds", []), key=lambda r: r["round"]) if r.get("pareto")]
+    return {"front": doc.get("pareto_front") or [], "per_round": per_round}
 
 
 @router.get("/campaigns")
@@ -53,14 +65,15 @@ async def campaigns(request: Request) -> Any:
     d = _db(request)
     out = []
     for doc in d.campaigns.query({}, ["name", "state", "best", "stop_reason", "config.search.budget",
-                                      "config.objectives", "config.description", "updated_at", "rounds"]):
+                                      "config.objectives", "config.description", "updated_at", "rounds",
+                                      "pareto_front"]):
         counts = CampaignRepository(d, doc["name"]).counts()
         out.append({"name": doc["name"], "state": doc.get("state"), "best": doc.get("best"),
                     "stop_reason": doc.get("stop_reason"), "budget": doc["config"]["search"]["budget"],
                     "objectives": doc["config"].get("objectives", []),
                     "description": doc["config"].get("description"),
                     "updated_at": doc.get("updated_at"), "counts": counts,
-                    "plots": _available_plots(doc, counts)})
+                    "plots": _available_plots(doc, counts), "pareto": _pareto(doc)})
     return answer({"data": sorted(out, key=lambda c: c["name"])})
 
 
@@ -82,12 +95,13 @@ async def campaign(request: Request, name: str) -> Any:
 async def plot(request: Request, name: str, plot: str) -> Any:
     """One of the report's plots, drawn on the plot worker's thread when first asked for (cached
     until the campaign changes)."""
-    if plot not in PLOTS:
-        return JSONResponse({"error": f"unknown plot {plot!r}; plots: {', '.join(PLOTS)}"}, status_code=404)
     d = _db(request)
     doc = d.campaigns.query_one({"name": name})
     if doc is None:
         return JSONResponse({"error": f"no campaign named {name!r}"}, status_code=404)
+    names = plot_names(doc["config"].get("objectives", []))
+    if plot not in names:
+        return JSONResponse({"error": f"unknown plot {plot!r}; plots: {', '.join(names)}"}, status_code=404)
     png = await request.app.state.plots().get(plot_key(d, doc, plot))
     if png is None:
         return JSONResponse({"error": f"{plot}: not enough results yet"}, status_code=404)
