@@ -33,7 +33,7 @@ LAYERS = {
 }
 #: third-party packages a function may import lazily (heavy or optional), with a ``# heavy:`` comment
 HEAVY = {"torch", "chgnet", "sevenn", "mace", "botorch", "gpytorch", "fireworks", "distributed", "dask",
-         "dask_jobqueue", "bokeh", "optimade", "matminer"}
+         "dask_jobqueue", "bokeh", "optimade", "matminer", "pyarrow"}
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 

@@ -102,8 +102,21 @@ def test_run_status_query_export(small_campaign, tmp_path, capsys):
         fractions = {el: float(row[f"composition.{el}"]) for el in ("Cu", "Ni", "Pd")}
         assert sum(fractions.values()) == pytest.approx(1)
         assert {el for el, x in fractions.items() if x > 0} == set(by_key[row["key"]]["elements"])
+    code, _, err = _main(["export", "small", "--format", "parquet", "-o", str(tmp_path / "out.parquet")],
+                         capsys)
+    assert code == 0 and "wrote 6 results" in err
+    import pyarrow.parquet as pq
+
+    parquet = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    assert [r["key"] for r in parquet] == [r["key"] for r in table]  # the CSV's rows and columns
+    assert set(parquet[0]) == set(table[0])
+    for row in parquet:
+        assert row["formation_energy_per_atom"] == by_key[row["key"]]["formation_energy_per_atom"]
+        assert sum(row[f"composition.{el}"] for el in ("Cu", "Ni", "Pd")) == pytest.approx(1)
+    code, _, err = _main(["export", "small", "--format", "parquet"], capsys)
+    assert code == 2 and "give --output FILE.parquet" in err
     code, _, err = _main(["export", "small", "--format", "table"], capsys)
-    assert code == 2 and "'table' is not one of 'json', 'csv'" in err
+    assert code == 2 and "'table' is not one of 'json', 'csv', 'parquet'" in err
 
     code, out, _ = _main(["status", str(file)], capsys)  # the campaign file names the campaign and store
     assert code == 0 and "small: complete" in out

@@ -77,6 +77,7 @@ class ExportFmt(StrEnum):
 
     json = "json"
     csv = "csv"
+    parquet = "parquet"
 
 
 def console(stderr: bool = False) -> Console:

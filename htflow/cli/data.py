@@ -154,6 +154,29 @@ def query(
     _emit(rows, field_list, format, sys.stdout)
 
 
+def _parquet_writer(output: Path | None) -> Any:
+    """The function that writes rows as a Parquet table (columns as in CSV), or an InputError saying
+    what is missing: a file to write, or pyarrow."""
+    if output is None:
+        raise InputError("--format parquet writes a binary file: give --output FILE.parquet")
+    try:
+        import pyarrow as pa  # heavy: optional (htflow[parquet])
+        import pyarrow.parquet as pq  # heavy: optional (htflow[parquet])
+    except ImportError:
+        raise InputError("--format parquet needs pyarrow, which is not installed: pip install "
+                         "'htflow[parquet]' (or use --format csv)") from None
+
+    def write(rows: list[dict], fields: list[str], path: Path) -> None:
+        flat = [{c: _source_text(get(r, c)) if c == "source" else get(r, c) for c in fields} for r in rows]
+        table = pa.Table.from_pylist(flat, schema=None) if flat else pa.table({c: [] for c in fields})
+        try:
+            pq.write_table(table, str(path))
+        except OSError as exc:
+            raise InputError(f"--output: cannot write {path} ({exc})") from None
+
+    return write
+
+
 @app.command()
 def export(
     name: Annotated[str, typer.Argument(help="Campaign to export.")],
@@ -161,10 +184,13 @@ def export(
         Path | None, typer.Option("--output", "-o", help="File to write (default: standard output).")
     ] = None,
     format: Annotated[ExportFmt, typer.Option(
-        "--format", help="json (full documents) or csv (properties and atomic fractions).")] = ExportFmt.json,
+        "--format", help="json (full documents), csv or parquet (properties and atomic fractions; parquet "
+                         "needs --output and pyarrow: pip install 'htflow[parquet]').")] = ExportFmt.json,
     store: StoreOpt = None,
 ) -> None:
-    """Export every result of a campaign (JSON with structures, or CSV of properties)."""
+    """Export every result of a campaign (JSON with structures, or a CSV/Parquet table of properties)."""
+    # before the store is opened: nothing to do without a file or pyarrow
+    write_parquet = _parquet_writer(output) if format == ExportFmt.parquet else None
     if output is not None and output.is_dir():
         raise InputError(f"--output: {output} is a folder; give a file name")
     if output is not None and not output.parent.is_dir():
@@ -175,7 +201,7 @@ def export(
         doc = campaign_doc(db, name)
         rows = _query_rows(db, "results", {}, None, ["round", "key"], 0, name)
     fields = None
-    if format == ExportFmt.csv:
+    if format != ExportFmt.json:
         fields = ["key", "formula", "status", "round", "nelements", "n_atoms", "energy_per_atom",
                   "formation_energy_per_atom", "e_above_hull", "volume_per_atom", "density",
                   "error"]  # fmt: skip
@@ -185,6 +211,10 @@ def export(
             r["composition"] = {el: (r.get("composition") or {}).get(el, 0.0) for el in elements}
         fields += objectives + [f"composition.{el}" for el in elements]
         fields += ["source"] if any("source" in r for r in rows) else []
+    if write_parquet is not None and output is not None:
+        write_parquet(rows, fields or [], output)
+        console(stderr=True).print(f"wrote {len(rows)} results to {output}")
+        return
     buf = io.StringIO()
     _emit(rows, fields, Fmt(format.value), buf)
     if output is None:
