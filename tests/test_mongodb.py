@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import mongomock_ng as mongomock  # what maggma itself uses (mongomock proper lags pymongo)
+import numpy as np
 import pytest
 from helpers import htflow_env, run_cli, small_campaign_config, write_yaml
 
@@ -48,8 +49,13 @@ def mongo(monkeypatch):
         def close(self) -> None:  # a real server keeps its data when a client goes (mongomock clears it)
             self._closed = True
 
+    import maggma.stores.gridfs as maggma_gridfs
+    from mongomock_ng.gridfs import enable_gridfs_integration
+
+    enable_gridfs_integration()  # GridFS buckets on mongomock's databases
     server = ServerStore()  # one server's data; each store opens (and closes) a client of its own
     monkeypatch.setattr(mongolike, "MongoClient", lambda *a, **k: Client(_store=server))
+    monkeypatch.setattr(maggma_gridfs, "MongoClient", lambda *a, **k: Client(_store=server))
     return Client(_store=server)
 
 
@@ -77,3 +83,40 @@ def test_a_campaign_on_mongodb_keeps_the_password_out_of_everything(mongo, tmp_p
     for path in ("/api/campaigns", "/api/campaigns/small", "/", "/api/results?limit=3"):
         page = api.get(path)
         assert page.status_code == 200 and SECRET not in page.text, path
+
+
+def test_a_document_over_the_mongodb_limit_keeps_its_large_fields_in_gridfs(mongo):
+    """An 18 MB result (a trajectory of a big cell, say) is stored under the 16 MB limit: its large field
+    in GridFS, a reference in its place; every read gets the whole document back, and rewriting it
+    replaces the blob instead of adding one."""
+    import bson
+
+    from htflow.schemas.config import StoreConfig
+    from htflow.store.db import CampaignDB
+
+    rng = np.random.default_rng(0)
+    frames = rng.random((700, 1000, 3)).round(6).tolist()  # 700 frames of 1000 positions: ~18 MB of JSON
+    doc = {"campaign": "big", "key": "Cu1", "status": "done", "energy_per_atom": -3.5, "trajectory": frames,
+           "structure": {"sites": [[0.0, 0.0, 0.0]] * 10}}
+    with CampaignDB(StoreConfig(backend="mongodb", uri="mongodb://db.example:27017")).connect() as db:
+        db.results.update([doc], key=["campaign", "key"])
+        raw = mongo["htflow"]["results"].find_one({"key": "Cu1"})
+        assert len(bson.encode(raw)) < 1024 * 1024  # what the server holds: far under 16 MiB
+        assert set(raw["trajectory"]) == {"@gridfs"} and raw["structure"] == doc["structure"]
+        back = db.results.query_one({"key": "Cu1"})
+        assert back["trajectory"] == frames and back["energy_per_atom"] == -3.5
+        assert db.results.query_one({"energy_per_atom": {"$lt": 0}}, ["key", "trajectory"])["trajectory"] == frames
+        db.results.update([{**doc, "energy_per_atom": -3.6}], key=["campaign", "key"])
+        assert mongo["htflow"]["results_blobs.files"].count_documents({}) == 1
+        assert db.results.query_one({"key": "Cu1"})["energy_per_atom"] == -3.6
+
+
+def test_small_documents_are_stored_as_they_are(mongo):
+    from htflow.schemas.config import StoreConfig
+    from htflow.store.db import CampaignDB
+
+    doc = {"campaign": "c", "key": "Cu1", "structure": {"sites": list(range(1000))}}
+    with CampaignDB(StoreConfig(backend="mongodb", uri="mongodb://db.example:27017")).connect() as db:
+        db.results.update([doc], key=["campaign", "key"])
+    assert mongo["htflow"]["results"].find_one({"key": "Cu1"})["structure"] == doc["structure"]
+    assert "results_blobs.files" not in mongo["htflow"].list_collection_names()

@@ -20,15 +20,16 @@ from pathlib import Path
 
 from jobflow import JobStore
 from maggma.core import Store
-from maggma.stores import MemoryStore, MongoStore
+from maggma.stores import GridFSStore, MemoryStore
 from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 from pymongo.uri_parser import parse_uri
 
 from htflow.errors import InputError, StoreError
 from htflow.schemas.config import StoreConfig
-from htflow.schemas.documents import COLLECTIONS, KEYS
+from htflow.schemas.documents import COLLECTIONS, JOBS_DATA, KEYS
 from htflow.settings import get_settings
 from htflow.store.connections import backup, quick_check
+from htflow.store.large import OffloadingMongoStore
 from htflow.store.sqlite import SQLiteStore
 
 DB_FILE = "htflow.sqlite"
@@ -102,8 +103,14 @@ def make_store(cfg: StoreConfig, collection: str, key: str) -> Store:
         return SQLiteStore(Path(cfg.path).resolve() / DB_FILE, collection, key=key)
     if cfg.backend == "mongodb":
         ms = round(1000 * get_settings().mongo_timeout_seconds)
-        return MongoStore.from_uri(cfg.uri, collection, database=cfg.database, key=key, mongoclient_kwargs={
-            "serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms, "appname": "htflow"})
+        client = {"serverSelectionTimeoutMS": ms, "connectTimeoutMS": ms, "appname": "htflow"}
+        if collection == JOBS_DATA:  # jobflow's additional store of large outputs: GridFS, as jobflow does
+            return GridFSStore.from_uri(cfg.uri, collection, database=cfg.database, key=key, compression=True,
+                                        mongoclient_kwargs=client)
+        blobs = GridFSStore.from_uri(cfg.uri, f"{collection}_blobs", database=cfg.database, key="blob_uuid",
+                                     compression=True, mongoclient_kwargs=client)
+        return OffloadingMongoStore.from_uri(cfg.uri, collection, database=cfg.database, key=key,
+                                             mongoclient_kwargs=client, blobs=blobs)
 
     return MemoryStore(collection_name=f"htflow_{collection}", key=key)
 
