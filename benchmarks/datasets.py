@@ -19,6 +19,7 @@ from pathlib import Path
 CACHE = Path(__file__).parent / ".cache"
 CRABNET = "crabnet==2.0.8"
 STEELS = "crabnet/data/matbench/steels_yield.csv"
+EXPT_GAP = "crabnet/data/matbench/expt_gap.csv"
 
 
 def _wheel() -> Path:
@@ -40,6 +41,22 @@ def steels() -> tuple[list[dict[str, float]], list[float], list[str]]:
 
     with zipfile.ZipFile(_wheel()) as zf:
         text = zf.read(STEELS).decode()
+    comps, ys, formulas = [], [], []
+    for row in csv.DictReader(io.StringIO(text)):
+        comp = Composition(row["formula"]).fractional_composition
+        comps.append({str(el): float(x) for el, x in comp.items()})
+        ys.append(float(row["target"]))
+        formulas.append(row["formula"])
+    return comps, ys, formulas
+
+
+def expt_gap() -> tuple[list[dict[str, float]], list[float], list[str]]:
+    """matbench_expt_gap (Zhuo et al. 2018; 4,604 compositions -> measured band gap in eV, 0 for
+    metals) from the same wheel: ``(fractions, gap, formula)`` in the file's row order."""
+    from pymatgen.core import Composition
+
+    with zipfile.ZipFile(_wheel()) as zf:
+        text = zf.read(EXPT_GAP).decode()
     comps, ys, formulas = [], [], []
     for row in csv.DictReader(io.StringIO(text)):
         comp = Composition(row["formula"]).fractional_composition

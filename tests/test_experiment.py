@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import os
 import sqlite3
 import subprocess
 import sys
@@ -77,9 +80,26 @@ def eval_json(text: str) -> dict:
     return json.loads(text)
 
 
-def htflow(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "htflow.cli", *args], cwd=cwd, env=htflow_env(),
-                          capture_output=True, text=True, timeout=300, **kw)
+def htflow(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``htflow ARGS`` in ``cwd``, in this process as a fresh one would run it (each store file checked
+    again); its exit status and output. (Starting a process per command cost this test a minute of
+    imports; the Ctrl-C below is a real process.)"""
+    from htflow.cli import main
+    from htflow.store import connections
+
+    connections._CHECKED.clear()
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(args)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code or 0
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 # Ctrl-C pressed at the worst moment between rounds: round 2 is stored, its worksheet not yet written

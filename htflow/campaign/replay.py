@@ -20,7 +20,7 @@ from htflow.calculators.lookup import load_table
 from htflow.schemas.config import CampaignConfig
 from htflow.schemas.documents import Status
 from htflow.search.context import Generator, ProposalContext
-from htflow.space.build import build_space
+from htflow.space.build import build_space, make_builder
 from htflow.space.compositions import composition_key
 from htflow.space.structures import StructureBuilder
 
@@ -69,7 +69,7 @@ def replay(config: CampaignConfig, generator: Generator, values: dict[str, float
     """Run ``generator`` on ``config``'s space against ``values`` until ``budget`` or ``stop``
     (``prior``: warm-start rows, as :attr:`ProposalContext.prior`)."""
     space = build_space(config.space)
-    builder = StructureBuilder(config.structure.prototype, config.structure.n_atoms)
+    builder = make_builder(config)  # a supercell's whole atoms, or (experiment campaigns) exact compositions
     name = config.objective.name
     search = config.search
     results: list[dict] = []

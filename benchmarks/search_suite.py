@@ -1,0 +1,255 @@
+"""Search suite: every strategy on several public pools, through the code a campaign runs.
+
+Each pool is a ground truth (a computed EMT grid, or a published list of compositions with a
+measured property). A campaign on it is replayed with :func:`htflow.campaign.replay.replay`: the
+same generator, context and result summaries a campaign uses, the value looked up instead of
+computed (``tests/test_active.py`` checks that a replay proposes what a real campaign does).
+Every strategy evaluates batches of 4 (the model-guided ones choose the first 8 at random) until
+it has evaluated the pool's best (or spent the pool). Reported per pool and strategy, over seeds:
+evaluations (whole batches) to the best and to any of the top 1% (median and range), and the
+ratio of medians to the plain GP's (:mod:`baselines`).
+
+Pools:
+
+- ``emt-fcc7``: 3,997 binary and ternary fcc alloys of Al, Cu, Ni, Pd, Ag, Au, Pt (1/16 grid,
+  32 atoms, EMT formation energy, minimised; ``htflow/data/emt-fcc7.csv``);
+- ``emt-bcc5``: 495 bcc alloys of Cu, Ni, Pd, Ag, Au, up to five at a time (1/8 grid, 16 atoms,
+  EMT formation energy, minimised; ``benchmarks/pools/emt-bcc5.csv``, computed once by
+  ``python benchmarks/emt_pool.py benchmarks/pools/emt-bcc5.yaml --out benchmarks/pools/emt-bcc5.csv``);
+- ``steels``: matbench_steels, 312 steels, yield strength maximised (crabnet==2.0.8 wheel);
+- ``hea-hardness``: Borg et al. 2020, 377 alloys of 27 elements, Vickers hardness maximised
+  (mean per composition; CC-BY-4.0);
+- ``expt-gap``: matbench_expt_gap, 4,604 compositions, a target-value problem: the distance of
+  the band gap from 1.3-1.5 eV, minimised (the "best" are every composition inside the band).
+
+Usage::
+
+    python benchmarks/search_suite.py [--seeds 10] [--pools emt-bcc5,steels] [--workers 2]
+                                      [--out docs/search-suite-latest.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from baselines import PLAIN_GP
+from rich.progress import Progress
+
+BATCH, INITIAL = 4, 8
+#: label -> (sampler, search.surrogate settings)
+STRATEGIES: dict[str, tuple[str, dict | None]] = {
+    "random": ("random", None),
+    "plain GP + EI": ("surrogate", PLAIN_GP),
+    "htflow default": ("surrogate", {"initial": INITIAL, "initial_sampler": "random"}),
+}
+PLAIN, DEFAULT = "plain GP + EI", "htflow default"
+
+
+@dataclass
+class Pool:
+    """A ground truth: the campaign config whose space is the pool, every value, what counts as found."""
+
+    name: str
+    config: dict
+    values: dict[str, float]
+    best: set[str]
+    top: set[str]
+    note: str
+
+
+def _grid_pool(name: str, yaml_file: Path, table: str, note: str) -> Pool:
+    import yaml
+
+    from htflow.campaign.replay import pool_values
+    from htflow.schemas.config import CampaignConfig
+
+    cfg = yaml.safe_load(yaml_file.read_text())
+    cfg.update(calculator={"name": "lookup", "options": {"table": table}}, store="memory://",
+               objectives=[{"name": "formation_energy_per_atom", "goal": "minimize"}])
+    values = pool_values(CampaignConfig.model_validate({**cfg, "search": {"budget": 1}}), table)
+    return _finish(name, cfg, values, note)
+
+
+def _finish(name: str, cfg: dict, values: dict[str, float], note: str, best: set[str] | None = None) -> Pool:
+    """Minimised values: the best (all keys at the minimum) and the top 1% (at least one)."""
+    order = sorted(values, key=values.get)
+    low = values[order[0]]
+    best = best or {k for k in order if values[k] <= low + 1e-12}
+    top = set(order[:max(1, len(order) // 100)]) | best
+    return Pool(name, cfg, values, best, top, note)
+
+
+def _list_pool(name: str, comps: list[dict[str, float]], ys: list[float], folder: Path, note: str,
+               sign: float = 1.0, band: tuple[float, float] | None = None) -> Pool:
+    """A list space of ``comps`` (experiment builder: exact compositions), value ``sign * y`` minimised
+    (or, with ``band``, the distance of y from it); repeats of a composition averaged."""
+    from htflow.space.compositions import composition_key
+    from htflow.space.structures import ExactBuilder
+
+    builder, groups = ExactBuilder(), {}
+    for comp, y in zip(comps, ys, strict=True):
+        key = composition_key(builder.realise(comp))
+        groups.setdefault(key, [comp, []])[1].append(y)
+    elements = sorted({el for comp, _ in groups.values() for el in comp})
+    path = folder / f"{name}.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(elements)
+        for comp, _ in groups.values():
+            w.writerow([comp.get(el, 0.0) for el in elements])
+    values = {}
+    for key, (_, vals) in groups.items():
+        y = sum(vals) / len(vals)
+        values[key] = max(0.0, band[0] - y, y - band[1]) if band else sign * y
+    best = {k for k, v in values.items() if v == 0.0} if band else None
+    cfg = {"name": name, "space": {"mode": "list", "file": str(path)},
+           "calculator": {"name": "experiment"}, "store": "memory://",
+           "objectives": [{"name": "y", "goal": "minimize"}]}
+    return _finish(name, cfg, values, note, best)
+
+
+def load_pools(names: list[str], folder: Path) -> list[Pool]:
+    import datasets
+
+    out = []
+    for name in names:
+        if name == "emt-fcc7":
+            out.append(_grid_pool(name, HERE / "pools" / "emt-fcc7.yaml", "emt-fcc7",
+                                  "EMT, fcc, 7 elements, 32 atoms"))
+        elif name == "emt-bcc5":
+            out.append(_grid_pool(name, HERE / "pools" / "emt-bcc5.yaml",
+                                  str(HERE / "pools" / "emt-bcc5.csv"), "EMT, bcc, 5 elements, 16 atoms"))
+        elif name == "steels":
+            comps, ys, _ = datasets.steels()
+            out.append(_list_pool(name, comps, ys, folder, "measured yield strength, maximised", sign=-1.0))
+        elif name == "hea-hardness":
+            comps, ys, _ = datasets.hea_hardness()
+            out.append(_list_pool(name, comps, ys, folder, "measured Vickers hardness, maximised", sign=-1.0))
+        elif name == "expt-gap":
+            comps, ys, _ = datasets.expt_gap()
+            out.append(_list_pool(name, comps, ys, folder, "measured band gap in 1.3-1.5 eV",
+                                  band=(1.3, 1.5)))
+        else:
+            raise SystemExit(f"unknown pool {name!r}; pools: {', '.join(POOLS)}")
+    return out
+
+
+POOLS = ("emt-fcc7", "emt-bcc5", "steels", "hea-hardness", "expt-gap")
+
+
+def run_one(pool: Pool, strategy: str, seed: int) -> dict:
+    """One replayed campaign until the pool's best is evaluated: evaluations to it and to the top 1%."""
+    from htflow.campaign.replay import replay
+    from htflow.schemas.config import CampaignConfig
+    from htflow.search.registry import get_generator
+
+    sampler, surrogate = STRATEGIES[strategy]
+    search = {"sampler": sampler, "batch_size": BATCH, "budget": len(pool.values), "seed": seed,
+              **({"surrogate": surrogate} if surrogate else {})}
+    cfg = CampaignConfig.model_validate({**pool.config, "search": search})
+    gen = get_generator(sampler, cfg.search.surrogate)
+    t0 = time.perf_counter()
+    trace = replay(cfg, gen, pool.values, len(pool.values), stop=lambda t: not pool.best.isdisjoint(t.keys))
+    seconds = time.perf_counter() - t0
+    select = [r.get("select_seconds") for r in trace.reports if r.get("select_seconds") is not None]
+    return {"pool": pool.name, "strategy": strategy, "seed": seed, "seconds": seconds,
+            "to_best": trace.evaluations_to(pool.best, BATCH),
+            "to_top": trace.evaluations_to(pool.top, BATCH),
+            "evaluated": len(trace.keys), "max_select_s": max(select, default=None)}
+
+
+_POOLS: dict[str, Pool] = {}
+
+
+def _init(names: list[str], folder: str) -> None:
+    _POOLS.update({p.name: p for p in load_pools(names, Path(folder))})
+
+
+def _job(args: tuple[str, str, int]) -> dict:
+    return run_one(_POOLS[args[0]], args[1], args[2])
+
+
+def med(xs: list) -> str:
+    got = [x for x in xs if x is not None]
+    if not got:
+        return "never"
+    missing = len(xs) - len(got)
+    text = f"{statistics.median(got):g} ({min(got)}–{max(got)})"
+    return text + (f", {missing} never" if missing else "")
+
+
+def table(runs: list[dict], pools: list[Pool]) -> list[str]:
+    lines = ["| pool | strategy | evaluations to the best | to the top 1% | vs plain GP (best / top 1%) "
+             "| s per run |", "| --- | --- | --- | --- | --- | --- |"]
+    for pool in pools:
+        mine = [r for r in runs if r["pool"] == pool.name]
+        plain = [r for r in mine if r["strategy"] == PLAIN]
+        base = {k: statistics.median([r[k] or len(pool.values) for r in plain] or [1])
+                for k in ("to_best", "to_top")}
+        for strategy in STRATEGIES:
+            rs = [r for r in mine if r["strategy"] == strategy]
+            if not rs:
+                continue
+            ratio = "/".join(f"{statistics.median([r[k] or len(pool.values) for r in rs]) / base[k]:.2f}"
+                             for k in ("to_best", "to_top"))
+            lines.append(f"| {pool.name} ({len(pool.values)}, {len(pool.best)} best) | {strategy} | "
+                         f"{med([r['to_best'] for r in rs])} | {med([r['to_top'] for r in rs])} | {ratio} | "
+                         f"{statistics.median(r['seconds'] for r in rs):.1f} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--pools", default=",".join(POOLS))
+    ap.add_argument("--strategies", default=",".join(STRATEGIES))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    names = [p.strip() for p in args.pools.split(",") if p.strip()]
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        ap.error(f"unknown strategy {unknown[0]!r}; strategies: {', '.join(STRATEGIES)}")
+    t0 = time.time()
+    with tempfile.TemporaryDirectory(prefix="htflow-suite-") as folder:
+        pools = load_pools(names, Path(folder))
+        jobs = [(p.name, s, seed) for p in pools for s in strategies for seed in range(args.seeds)]
+        runs = []
+        with Progress() as progress, ProcessPoolExecutor(args.workers, initializer=_init,
+                                                         initargs=(names, folder)) as ex:
+            task = progress.add_task("replayed campaigns", total=len(jobs))
+            for fut in as_completed([ex.submit(_job, j) for j in jobs]):
+                runs.append(fut.result())
+                progress.advance(task)
+    lines = [f"# Search suite ({time.strftime('%Y-%m-%d')})", "",
+             f"`python benchmarks/search_suite.py --seeds {args.seeds} --pools {','.join(names)}` on "
+             f"{platform.machine()} with {os.cpu_count()} cores, {args.workers} workers, one thread each; "
+             f"{time.time() - t0:.0f} s in all. Batches of {BATCH}, the first {INITIAL} points random; "
+             "each run stops when it has evaluated the pool's best. Cells: median evaluations, counted in "
+             "whole batches (range over seeds).", "",
+             *table(runs, pools), "", "Pools:", *(f"- {p.name}: {p.note}" for p in pools)]
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
