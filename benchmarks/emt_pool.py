@@ -47,6 +47,7 @@ def _evaluate(fractions: dict[str, float]) -> tuple[dict, dict | None, str | Non
 
     structure = _STATE["builder"].build(fractions)
     store = JobStore(MemoryStore())
+    store.connect()
     (outcome,) = LocalExecutor().run([EvalTask("x", _STATE["maker"].make(structure))], store)
     counts = _STATE["builder"].realise(fractions)
     return counts, outcome.output, outcome.error, outcome.seconds

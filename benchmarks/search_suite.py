@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import statistics
@@ -57,7 +58,14 @@ STRATEGIES: dict[str, tuple[str, dict | None]] = {
     "random": ("random", None),
     "plain GP + EI": ("surrogate", PLAIN_GP),
     "htflow default": ("surrogate", {"initial": INITIAL, "initial_sampler": "random"}),
+    # candidates for the default, chosen on the suite as a whole (leave-one-pool-out in the output)
+    "default without pruning": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
+                                              "prune": {"enabled": False}}),
+    "forest + UCB": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "forest",
+                                   "acquisition": "ucb"}),
 }
+#: the strategies a default may be chosen from
+CANDIDATES = ("htflow default", "default without pruning", "forest + UCB")
 PLAIN, DEFAULT = "plain GP + EI", "htflow default"
 
 
@@ -214,6 +222,41 @@ def table(runs: list[dict], pools: list[Pool]) -> list[str]:
     return lines
 
 
+def ratios(runs: list[dict], pools: list[Pool], key: str = "to_best") -> dict[tuple[str, str], float]:
+    """(pool, strategy) -> median evaluations over the plain GP's median (never: the pool's size)."""
+    out = {}
+    for pool in pools:
+        def median(strategy: str, pool: Pool = pool) -> float | None:
+            got = [r[key] or len(pool.values) for r in runs
+                   if r["pool"] == pool.name and r["strategy"] == strategy]
+            return statistics.median(got) if got else None
+        base = median(PLAIN)
+        for strategy in STRATEGIES:
+            m = median(strategy)
+            if m is not None and base:
+                out[pool.name, strategy] = m / base
+    return out
+
+
+def leave_one_pool_out(runs: list[dict], pools: list[Pool]) -> list[str]:
+    """For each pool: the candidate default with the best geometric-mean ratio to the plain GP on the
+    other pools, and its ratio on the pool left out."""
+    r = ratios(runs, pools)
+    names = [p.name for p in pools]
+    lines = ["| left out | chosen on the others | its ratio there (best) | default's ratio there |",
+             "| --- | --- | --- | --- |"]
+    for out in names:
+        rest = [n for n in names if n != out]
+        scored = {c: statistics.geometric_mean([r[n, c] for n in rest]) for c in CANDIDATES
+                  if all((n, c) in r for n in rest) and rest}
+        if not scored or (out, DEFAULT) not in r:
+            continue
+        chosen = min(scored, key=scored.get)
+        lines.append(f"| {out} | {chosen} (geometric mean {scored[chosen]:.2f}) | {r[out, chosen]:.2f} | "
+                     f"{r[out, DEFAULT]:.2f} |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, default=10)
@@ -221,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strategies", default=",".join(STRATEGIES))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--runs", type=Path, default=None, help="also write every run as JSON here")
     args = ap.parse_args(argv)
     names = [p.strip() for p in args.pools.split(",") if p.strip()]
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -244,7 +288,13 @@ def main(argv: list[str] | None = None) -> int:
              f"{time.time() - t0:.0f} s in all. Batches of {BATCH}, the first {INITIAL} points random; "
              "each run stops when it has evaluated the pool's best. Cells: median evaluations, counted in "
              "whole batches (range over seeds).", "",
-             *table(runs, pools), "", "Pools:", *(f"- {p.name}: {p.note}" for p in pools)]
+             *table(runs, pools), "", "Leave one pool out: the candidate default (" + ", ".join(CANDIDATES)
+             + ") with the best geometric mean of evaluations to the best over the plain GP's on the other "
+             "pools, scored on the one left out (below 1: fewer evaluations than the plain GP):", "",
+             *leave_one_pool_out(runs, pools), "", "Pools:", *(f"- {p.name}: {p.note}" for p in pools)]
+    if args.runs:
+        args.runs.write_text(json.dumps(sorted(runs, key=lambda r: (r["pool"], r["strategy"], r["seed"])),
+                                        indent=1))
     print("\n".join(lines))
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")

@@ -132,6 +132,8 @@ class SurrogateConfig(Strict):
     initial: Annotated[int, Field(ge=2, le=MAX_COUNT)] = 8
     initial_sampler: str = "sobol"
     cv_folds: Annotated[int, Field(ge=0, le=50)] = 5
+    #: cross-validate on at most this many results (a seeded random subset beyond it): bounded cost per round
+    cv_max: Annotated[int, Field(ge=10, le=MAX_COUNT)] = 300
     candidates: Annotated[int, Field(ge=1, le=1_000_000)] = 4096
     #: continuous spaces: generations of differential evolution refining the candidates (0: off)
     evolve: Annotated[int, Field(ge=0, le=1000)] = 30

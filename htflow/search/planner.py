@@ -149,7 +149,13 @@ class Planner:
         t0 = time.perf_counter()
         if self.s.cv_folds:
             cv_seed = int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
-            info["cv"] = cross_validate(make_model, X, y, self.s.cv_folds, seed=cv_seed, noise=noise)
+            part = np.arange(len(y))
+            if len(y) > self.s.cv_max:  # bounded cost: CV on a seeded subset
+                part = np.sort(np.random.default_rng(cv_seed).choice(len(y), self.s.cv_max, replace=False))
+            info["cv"] = cross_validate(make_model, X[part], y[part], self.s.cv_folds, seed=cv_seed,
+                                        noise=None if noise is None else noise[part])
+            if info["cv"] is not None and len(part) < len(y):
+                info["cv"]["subset_of"] = len(y)
         info["cv_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         model = fit(make_model(), X, y, noise)

@@ -71,8 +71,11 @@ class _Scaler:
 class GaussianProcess:
     """scikit-learn GP: constant × Matérn(ν=5/2, one length scale per feature) + noise."""
 
-    def __init__(self, anisotropic: bool = True, restarts: int = 2, nu: float = 2.5, seed: int = 0):
+    def __init__(self, anisotropic: bool = True, restarts: int = 2, nu: float = 2.5, seed: int = 0,
+                 max_opt: int = 300):
         self.anisotropic, self.restarts, self.nu, self.seed = anisotropic, restarts, nu, seed
+        #: hyperparameters are fitted on at most this many points (a seeded subset), the GP on all
+        self.max_opt = max_opt
 
     def _kernel(self, d: int):
 
@@ -100,6 +103,12 @@ class GaussianProcess:
         )
         with warnings.catch_warnings():  # bounds reached / convergence chatter
             warnings.simplefilter("ignore")
+            if kernel is None and len(y) > self.max_opt:
+                # maximum likelihood on a subset (O(m^3) per step), then the GP on every point once
+                sub = np.sort(np.random.default_rng(self.seed).choice(len(y), self.max_opt, replace=False))
+                self.gp.alpha = self.gp.alpha[sub] if np.ndim(self.gp.alpha) else self.gp.alpha
+                self.gp.fit(Z[sub], y[sub])
+                return self.fit(X, y, kernel=self.gp.kernel_, noise=noise)
             self.gp.fit(Z, y)
         self.X, self.y = X, y
         return self
