@@ -122,7 +122,7 @@ def test_default_search_beats_random_on_the_bundled_pool():
 
 def test_pruned_candidates_are_recorded_with_the_models_numbers_and_not_proposed():
     camp, doc = run(pool_campaign(name="prune", seed=1, budget=40,
-                                  surrogate={"prune": {"min_results": 12, "min_r2": 0.5}}))
+                                  surrogate={"prune": {"enabled": True, "min_results": 12, "min_r2": 0.5}}))
     with camp.db:
         pruned = list(camp.db.candidates.query({"campaign": "prune", "status": "pruned"}))
     assert pruned, doc["rounds"]

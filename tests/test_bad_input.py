@@ -91,7 +91,7 @@ CASES = [
     ("batch-negative", "search.batch_size", -1, ["search.batch_size"]),
     ("unknown-sampler", "search.sampler", "sobel", ["search.sampler", "'sobel'", "grid, random, sobol"]),
     ("unknown-surrogate-model", "search.surrogate", {"model": "gpp"},
-     ["search.surrogate.model", "'gpp'", "gp, gp-iso, forest"]),
+     ["search.surrogate.model", "'gpp'", "gp-plain, gp, gp-iso, forest"]),
     ("unknown-featurizer", "search.surrogate", {"features": "fractions+magpi"},
      ["search.surrogate.features", "'magpi'", "fractions, pairs, magpie"]),
     ("unknown-acquisition", "search.surrogate", {"acquisition": "EI"},

@@ -197,3 +197,37 @@ def test_memory_store_runs_the_same_campaign(small_campaign):
     with camp.db:
         assert camp.db.results.count({"campaign": "small"}) == 3
     assert not CampaignDB(parse_config(small_campaign).store).exists()
+
+
+def test_a_campaign_keeps_the_defaults_it_started_with_when_resumed(tmp_path):
+    """A campaign started when the search defaults were others (an older htflow: the anisotropic GP
+    and pruning) resumes from the same file with those settings; a setting the file changes is
+    still refused."""
+    from htflow.campaign.loop import Campaign
+    from htflow.campaign.validation import parse_config
+    from htflow.errors import InputError
+
+    cfg = {"name": "old", "space": {"elements": ["Cu", "Ni", "Pd"], "step": 0.25},
+           "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
+           "search": {"budget": 12, "batch_size": 4, "seed": 1,
+                      "surrogate": {"initial": 4, "model": "gp", "prune": {"enabled": True}}},
+           "store": str(tmp_path / "s")}
+    Campaign(parse_config(copy.deepcopy(cfg))).run()
+    # what the file said then, without the settings that were the defaults at the time
+    plain = copy.deepcopy(cfg)
+    plain["search"].update(budget=14, surrogate={"initial": 4})
+    camp = Campaign(parse_config(copy.deepcopy(plain)))
+    assert camp.config.search.surrogate.model == "gp" and camp.config.search.surrogate.prune.enabled
+    doc = camp.run()
+    models = [r["model"] for r in doc["rounds"] if "model" in r]
+    assert models and set(models) == {"gp"}
+    assert len(camp.results()) == 14
+    # a new campaign from the same file gets today's defaults
+    fresh = Campaign(parse_config({**copy.deepcopy(plain), "name": "new"}))
+    assert fresh.config.search.surrogate.model == "gp-plain"
+    assert not fresh.config.search.surrogate.prune.enabled
+    # a setting the file does change is refused as before
+    changed = copy.deepcopy(plain)
+    changed["search"]["surrogate"]["model"] = "forest"
+    with pytest.raises(InputError, match="search.surrogate.model"):
+        Campaign(parse_config(changed)).run()

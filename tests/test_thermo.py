@@ -156,7 +156,8 @@ def test_stable_within_finds_more_near_hull_compositions_than_ei_and_random():
     assert 20 <= len(truth) < len(pool) / 2
     found = {"stable": 0, "ei": 0, "random": 0}
     for seed in (1, 2):
-        for label, search in [("stable", {"surrogate": {"stable_within": within}}), ("ei", {}),
+        for label, search in [("stable", {"surrogate": {"stable_within": within, "prune": {"enabled": True}}}),
+                              ("ei", {}),
                               ("random", {"sampler": "random"})]:
             camp = Campaign(parse_config(_pool_campaign(seed=seed, **search), "test"))
             doc = camp.run()

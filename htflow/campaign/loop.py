@@ -55,12 +55,14 @@ class Campaign:
     """
 
     def __init__(self, config: CampaignConfig, db: CampaignDB | None = None, announce: Any = None):
+        self.db = db or CampaignDB(config.store)
+        self.repo = CampaignRepository(self.db, config.name)
+        # a resumed campaign keeps the defaults it started with where its file does not set them
+        config = resume.started_settings(config, self.repo)
         self.config = config
         self.announce = announce
         self.name = config.name
         self.objective = config.objective
-        self.db = db or CampaignDB(config.store)
-        self.repo = CampaignRepository(self.db, config.name)
         self.space = build_space(config.space)
         self.builder = make_builder(config)
         self.calculator = get_calculator(config.calculator.name)

@@ -45,11 +45,44 @@ def with_defaults(stored: dict) -> dict:
         return stored
 
 
+def _resumable(key: str) -> bool:
+    return any(key == r or key.startswith(r + ".") for r in RESUMABLE_CHANGES)
+
+
+def started_settings(config: CampaignConfig, repo: CampaignRepository) -> CampaignConfig:
+    """``config`` with the settings its campaign started with wherever the file leaves them to the
+    defaults: a campaign started by an older htflow keeps that version's defaults when resumed (a
+    default may change between versions: the search model, pruning), so its file still resumes it.
+    What the file sets explicitly is ``config``'s own (and checked by :func:`open_campaign`)."""
+    if not repo.db.exists():
+        return config
+    doc = repo.doc()
+    if doc is None:
+        return config
+    stored = _flatten(with_defaults(doc["config"]))
+    new_data = config.model_dump(mode="json")
+    new, explicit = _flatten(new_data), _flatten(config.model_dump(mode="json", exclude_unset=True))
+    keep = {k: stored[k] for k in new if k in stored and stored[k] != new[k] and k not in explicit
+            and not _resumable(k) and not any(k.startswith(e + ".") for e in explicit)}
+    if not keep:
+        return config
+    for key, value in keep.items():
+        *parents, leaf = key.split(".")
+        here = new_data
+        for p in parents:
+            here = here[p]
+        here[leaf] = value
+    try:
+        return CampaignConfig.model_validate(new_data)
+    except ValidationError:
+        return config  # a stored setting this version no longer takes: open_campaign names the change
+
+
 def config_changes(old: dict, new: dict) -> list[str]:
     """Dotted fields that differ between two config dumps and may not change on resume."""
     a, b = _flatten(old), _flatten(new)
     changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-    return [k for k in changed if not any(k == r or k.startswith(r + ".") for r in RESUMABLE_CHANGES)]
+    return [k for k in changed if not _resumable(k)]
 
 
 def open_campaign(repo: CampaignRepository, config: CampaignConfig, calculator: dict) -> CampaignDoc:

@@ -12,6 +12,10 @@ model is told "pretend the point you just chose came out at your own
 prediction", which shrinks its uncertainty there without moving its mean, so
 the next choice of the same batch goes elsewhere.
 
+- ``gp-plain`` (the default): scikit-learn's textbook GP, ``ConstantKernel() * Matern(0.5, nu=2.5)
+  + WhiteKernel(1e-2)`` with scikit-learn's bounds, on the raw element fractions, targets
+  normalised, no restarts. On the search suite it needed as many evaluations as, or fewer than,
+  the same GP choosing the top 4 by EI on every pool, and fewer than ``gp``.
 - ``gp``: scikit-learn Gaussian process, constant × anisotropic Matérn-5/2 +
   white noise, hyperparameters fitted by maximum likelihood with restarts,
   inputs standardised, targets normalised.
@@ -72,13 +76,17 @@ class GaussianProcess:
     """scikit-learn GP: constant × Matérn(ν=5/2, one length scale per feature) + noise."""
 
     def __init__(self, anisotropic: bool = True, restarts: int = 2, nu: float = 2.5, seed: int = 0,
-                 max_opt: int = 300):
+                 max_opt: int = 300, standardize: bool = True, plain: bool = False):
         self.anisotropic, self.restarts, self.nu, self.seed = anisotropic, restarts, nu, seed
+        #: ``plain``: scikit-learn's textbook kernel (ConstantKernel() * Matern(0.5) + WhiteKernel(1e-2),
+        #: default bounds) on the raw fractions; else standardised inputs and htflow's bounds
+        self.standardize, self.plain = standardize and not plain, plain
         #: hyperparameters are fitted on at most this many points (a seeded subset), the GP on all
         self.max_opt = max_opt
 
     def _kernel(self, d: int):
-
+        if self.plain:
+            return ConstantKernel() * Matern(length_scale=0.5, nu=self.nu) + WhiteKernel(1e-2)
         scale = np.ones(d) if self.anisotropic and d > 1 else 1.0
         return (ConstantKernel(1.0, (1e-3, 1e3)) * Matern(scale, (1e-2, 1e3), nu=self.nu)
                 + WhiteKernel(1e-4, (1e-9, 1e-1)))
@@ -89,8 +97,8 @@ class GaussianProcess:
         X, y = np.asarray(X, float), np.asarray(y, float)
         self.noise = np.zeros(len(y)) if noise is None else np.asarray(noise, float)
         if kernel is None:
-            self.scaler = _Scaler().fit(X)
-        Z = self.scaler(X)
+            self.scaler = _Scaler().fit(X) if self.standardize else None
+        Z = self.scaler(X) if self.scaler is not None else X
         # targets are normalised (normalize_y): so is their noise variance
         scale = float(np.var(y)) if len(y) > 1 and np.var(y) > 0 else 1.0
         self.gp = GaussianProcessRegressor(
@@ -114,7 +122,8 @@ class GaussianProcess:
         return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean, std = self.gp.predict(self.scaler(np.asarray(X, float)), return_std=True)
+        X = np.asarray(X, float)
+        mean, std = self.gp.predict(self.scaler(X) if self.scaler is not None else X, return_std=True)
         return mean, np.maximum(std, 1e-12)
 
     def condition(self, X: np.ndarray, y: np.ndarray) -> GaussianProcess:
@@ -166,6 +175,7 @@ def fit(model: Surrogate, X: np.ndarray, y: np.ndarray, noise: np.ndarray | None
 
 
 SURROGATES = {
+    "gp-plain": lambda seed: GaussianProcess(anisotropic=False, restarts=0, seed=seed, plain=True),
     "gp": lambda seed: GaussianProcess(anisotropic=True, seed=seed),
     "gp-iso": lambda seed: GaussianProcess(anisotropic=False, seed=seed),
     "forest": lambda seed: Forest(seed=seed),
