@@ -296,8 +296,8 @@ def main(argv: list[str] | None = None) -> int:
              "whole batches (range over seeds).", "",
              *table(runs, pools), "", "Leave one pool out: among the candidate defaults run ("
              + ", ".join(c for c in CANDIDATES if c in strategies) + "), the one with the best geometric "
-             "mean (or the best worst case) of evaluations to the best over the plain GP's on the other pools, "
-             "scored on the pool left out (below 1: fewer evaluations than the plain GP):", "",
+             "mean (or the best worst case) of evaluations to the best over the plain GP's on the other "
+             "pools, scored on the pool left out (below 1: fewer evaluations than the plain GP):", "",
              *leave_one_pool_out(runs, pools), "", "Pools:", *(f"- {p.name}: {p.note}" for p in pools)]
     if args.runs:
         args.runs.write_text(json.dumps(sorted(runs, key=lambda r: (r["pool"], r["strategy"], r["seed"])),
