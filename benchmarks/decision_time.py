@@ -24,8 +24,9 @@ import numpy as np
 
 #: label -> search.surrogate overrides
 CONFIGS = {
-    "default (gp, 5-fold CV, believer)": {},
-    "gp, no CV": {"cv_folds": 0},
+    "default (gp-plain, 5-fold CV, believer)": {},
+    "default without CV": {"cv_folds": 0},
+    "anisotropic gp (the old default)": {"model": "gp"},
     "forest, 5-fold CV": {"model": "forest"},
 }
 
