@@ -20,10 +20,8 @@ venv: $(STAMP)
 demo: $(STAMP)  ## run the bundled campaign on the embedded store (./htflow-data)
 	$(BIN)/htflow run workflows/demo.yaml
 
-# three pytest workers (pytest-xdist) on the 2-core target machine: the tests are single-threaded and
-# a fifth of their time waits on subprocesses (htflow commands, Dask clusters, servers); with 2 workers
-# the cores idled for ~18% of the run (docs/decisions.md, "make test under 10 minutes")
-TEST_WORKERS ?= 3
+# two pytest workers (pytest-xdist): the tests are single-threaded, the target machine has 2 cores
+TEST_WORKERS ?= 2
 
 test: $(STAMP) browser  ## run the test suite
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
