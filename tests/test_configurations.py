@@ -52,6 +52,7 @@ def test_average_over_configurations():
 def test_a_campaign_averages_its_decorations_and_the_model_gets_their_noise(tmp_path, capsys, monkeypatch):
     cfg = small_campaign_config()
     cfg["structure"]["configurations"] = 3
+    cfg["structure"]["n_atoms"] = 8
     cfg["search"] = {"sampler": "surrogate", "batch_size": 3, "budget": 9, "seed": 2,
                      "surrogate": {"initial": 4}}
     monkeypatch.chdir(tmp_path)
@@ -64,7 +65,7 @@ def test_a_campaign_averages_its_decorations_and_the_model_gets_their_noise(tmp_
         rounds = repo.doc()["rounds"]
     assert len(results) >= 5
     # the stored values are the mean of the decorations, each as a one-structure evaluation gives it
-    b = StructureBuilder("fcc", 16, configurations=3)
+    b = StructureBuilder("fcc", 8, configurations=3)
     refs = _refs(tmp_path)
     r = results[0]
     maker = get_calculator("emt").evaluation_maker(parse_config(cfg))  # the campaign's own settings
@@ -77,7 +78,7 @@ def test_a_campaign_averages_its_decorations_and_the_model_gets_their_noise(tmp_
     assert r["formation_energy_per_atom"] == pytest.approx(np.mean(singles), abs=1e-9)
     assert r["configurations"]["std"]["formation_energy_per_atom"] == pytest.approx(np.std(singles, ddof=1))
     spreads = [x["configurations"]["std"]["formation_energy_per_atom"] for x in results]
-    assert max(spreads) > 1e-4  # 16-atom decorations differ by meV/atom
+    assert max(spreads) > 1e-4  # decorations of an 8-atom cell differ by meV/atom
     # every model round fitted with the noise of those means
     model_rounds = [x for x in rounds if x.get("phase") == "model"]
     assert model_rounds and all(x["noise_std_mean"] > 0 for x in model_rounds)
