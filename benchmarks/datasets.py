@@ -35,12 +35,12 @@ def _wheel() -> Path:
     return sorted(CACHE.glob("crabnet-2.0.8-*.whl"))[0]
 
 
-def steels() -> tuple[list[dict[str, float]], list[float], list[str]]:
-    """``(compositions as fractions, yield strengths in MPa, formulas)`` in the file's row order."""
+def _matbench(member: str) -> tuple[list[dict[str, float]], list[float], list[str]]:
+    """A matbench CSV of the crabnet wheel (formula, target): ``(fractions, targets, formulas)``."""
     from pymatgen.core import Composition
 
     with zipfile.ZipFile(_wheel()) as zf:
-        text = zf.read(STEELS).decode()
+        text = zf.read(member).decode()
     comps, ys, formulas = [], [], []
     for row in csv.DictReader(io.StringIO(text)):
         comp = Composition(row["formula"]).fractional_composition
@@ -48,22 +48,17 @@ def steels() -> tuple[list[dict[str, float]], list[float], list[str]]:
         ys.append(float(row["target"]))
         formulas.append(row["formula"])
     return comps, ys, formulas
+
+
+def steels() -> tuple[list[dict[str, float]], list[float], list[str]]:
+    """``(compositions as fractions, yield strengths in MPa, formulas)`` in the file's row order."""
+    return _matbench(STEELS)
 
 
 def expt_gap() -> tuple[list[dict[str, float]], list[float], list[str]]:
     """matbench_expt_gap (Zhuo et al. 2018; 4,604 compositions -> measured band gap in eV, 0 for
     metals) from the same wheel: ``(fractions, gap, formula)`` in the file's row order."""
-    from pymatgen.core import Composition
-
-    with zipfile.ZipFile(_wheel()) as zf:
-        text = zf.read(EXPT_GAP).decode()
-    comps, ys, formulas = [], [], []
-    for row in csv.DictReader(io.StringIO(text)):
-        comp = Composition(row["formula"]).fractional_composition
-        comps.append({str(el): float(x) for el, x in comp.items()})
-        ys.append(float(row["target"]))
-        formulas.append(row["formula"])
-    return comps, ys, formulas
+    return _matbench(EXPT_GAP)
 
 
 HEA = Path(__file__).resolve().parents[1] / "workflows" / "data" / "hea-hardness.csv"

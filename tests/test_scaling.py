@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from htflow.search.planner import Planner, surrogate_settings
 from htflow.search.surrogates import GaussianProcess
@@ -15,7 +16,9 @@ def _data(n: int, d: int = 4, seed: int = 0):
     return X, y
 
 
-def test_a_large_gp_takes_its_hyperparameters_from_a_subset_and_conditions_on_everything(monkeypatch):
+@pytest.fixture
+def gp_fits(monkeypatch) -> list[tuple[int, object]]:
+    """Every scikit-learn GP fit from here on: (points, optimizer)."""
     from sklearn.gaussian_process import GaussianProcessRegressor
 
     calls = []
@@ -26,6 +29,11 @@ def test_a_large_gp_takes_its_hyperparameters_from_a_subset_and_conditions_on_ev
         return real(self, X, y)
 
     monkeypatch.setattr(GaussianProcessRegressor, "fit", spy)
+    return calls
+
+
+def test_a_large_gp_takes_its_hyperparameters_from_a_subset_and_conditions_on_everything(gp_fits):
+    calls = gp_fits
     X, y = _data(400)
     big = GaussianProcess(seed=5, max_opt=120).fit(X, y)
     # maximum likelihood on 120 points, then one fit of all 400 with those hyperparameters
@@ -103,17 +111,8 @@ def test_the_planner_picks_the_same_batch_with_the_fast_believer(monkeypatch):
     assert len(set(fast) & set(slow)) >= 3  # refits renormalise the targets: at most the last pick differs
 
 
-def test_at_scale_the_cv_folds_keep_the_full_fits_hyperparameters(monkeypatch):
-    from sklearn.gaussian_process import GaussianProcessRegressor
-
-    calls = []
-    real = GaussianProcessRegressor.fit
-
-    def spy(self, X, y):
-        calls.append((len(y), self.optimizer))
-        return real(self, X, y)
-
-    monkeypatch.setattr(GaussianProcessRegressor, "fit", spy)
+def test_at_scale_the_cv_folds_keep_the_full_fits_hyperparameters(gp_fits):
+    calls = gp_fits
     X, y = _data(320, d=3)
     cands = np.random.default_rng(5).dirichlet(np.ones(3), 200)
     sel = Planner(surrogate_settings(cv_max=100), ["A", "B", "C"]).select(X, y, cands, 1, seed=0, rnd=2)
