@@ -151,3 +151,28 @@ def fake_slurm(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_QUEUE", str(queue))
     return queue
+
+
+def cli_in_process(argv: list[str], cwd: Path | None = None) -> tuple[int, str, str]:
+    """``htflow ARGV`` in this process (in ``cwd``), as a fresh process would run it (each store file
+    checked again): (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from htflow.cli import main
+    from htflow.store import connections
+
+    connections._CHECKED.clear()
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(argv)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code or 0
+    finally:
+        os.chdir(here)
+    return code, out.getvalue(), err.getvalue()

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
-import os
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from helpers import htflow_env, run_cli, write_yaml
+from helpers import cli_in_process, htflow_env, run_cli, write_yaml
 from pymatgen.core import Composition
 
 ELEMENTS = ("Co", "Cr", "Fe", "Ni")
@@ -81,25 +78,11 @@ def eval_json(text: str) -> dict:
 
 
 def htflow(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """``htflow ARGS`` in ``cwd``, in this process as a fresh one would run it (each store file checked
-    again); its exit status and output. (Starting a process per command cost this test a minute of
-    imports; the Ctrl-C below is a real process.)"""
-    from htflow.cli import main
-    from htflow.store import connections
-
-    connections._CHECKED.clear()
-    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
-    os.chdir(cwd)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main(args)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code or 0
-    finally:
-        os.chdir(here)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    """``htflow ARGS`` in ``cwd``, in this process as a fresh one would run it; its exit status and output.
+    (Starting a process per command cost this test a minute of imports; the Ctrl-C below is a real
+    process.)"""
+    code, out, err = cli_in_process(args, cwd)
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 # Ctrl-C pressed at the worst moment between rounds: round 2 is stored, its worksheet not yet written

@@ -8,9 +8,7 @@ runs the full size (``HTFLOW_FUZZ=1``, the ``fuzz`` profile).
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import json
 import os
 import tempfile
@@ -18,12 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import small_campaign_config
+from helpers import cli_in_process, small_campaign_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from htflow.cli import main
-from htflow.store import connections
 from htflow.store.filters import ALLOWED_OPERATORS, check_filter
 from htflow.store.query import QueryError
 
@@ -36,15 +32,7 @@ settings.load_profile("fuzz" if os.environ.get("HTFLOW_FUZZ") else "ci")
 
 def cli(argv: list[str]) -> tuple[int, str, str]:
     """Run the command line in-process; (exit status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    connections._CHECKED.clear()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(argv)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-    return code, out.getvalue(), err.getvalue()
+    return cli_in_process(argv)
 
 
 def assert_clean_refusal(code: int, out: str, err: str, allowed: tuple[int, ...] = (0, 2)) -> None:

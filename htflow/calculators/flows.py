@@ -48,9 +48,8 @@ def properties(structure: Structure, energy: float, references: dict[str, float]
     }
 
 
-def _elastic_summary(doc: Any) -> dict:
-    """The elastic tensor (IEEE, GPa) and derived properties of atomate2's ElasticDocument."""
-    d = plain({"elastic": doc})["elastic"]
+def _elastic_summary(d: dict) -> dict:
+    """The elastic tensor (IEEE, GPa) and derived properties of atomate2's ElasticDocument (plain)."""
     return {"tensor_ieee_gpa": (d.get("elastic_tensor") or {}).get("ieee_format"),
             "derived_properties": d.get("derived_properties"), "order": d.get("order")}
 
@@ -62,8 +61,8 @@ def compute_properties(task: Any, references: dict[str, float] | None = None,
     """Properties of a relaxed structure from an atomate2 task document (ASE, force field or VASP), and
     the values ``extract`` names (name → path or ``module:function``) in it and the other ``documents``
     (those ``required``, the objectives, must be there: else this evaluation fails)."""
-    documents = dict(documents or {})
-    values = read_properties(extract or {}, {TASK: task, **documents}, required)
+    docs = plain({TASK: task, **(documents or {})}) if documents or extract else {}
+    values = read_properties(extract or {}, docs, required)
     structure = get(task, "output.mol_or_struct") or get(task, "structure")
     if isinstance(structure, dict):
         structure = Structure.from_dict(structure)
@@ -72,8 +71,8 @@ def compute_properties(task: Any, references: dict[str, float] | None = None,
     converged = get(task, "is_force_converged") if state is None else state == "successful"
     out = properties(structure, float(get(task, "output.energy")), references,
                      get(task, "output.n_steps"), get(task, "output.elapsed_time"), converged)
-    if "elastic" in documents:
-        out["elastic"] = _elastic_summary(documents["elastic"])
+    if "elastic" in docs:
+        out["elastic"] = _elastic_summary(docs["elastic"])
     return {**out, **values}
 
 

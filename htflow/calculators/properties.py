@@ -101,13 +101,10 @@ def read_property(name: str, source: str, docs: dict) -> float:
     return float(value)
 
 
-def read_properties(extract: dict[str, str], documents: dict[str, Any],
+def read_properties(extract: dict[str, str], docs: dict[str, Any],
                     required: tuple[str, ...] | list[str] = ()) -> dict[str, float | None]:
-    """Every property of ``extract`` (name → path or extractor) from the evaluation's ``documents``: those
-    ``required`` raise :class:`PropertyError` when missing, the others are None."""
-    if not extract:
-        return {}
-    docs = plain(documents)
+    """Every property of ``extract`` (name → path or extractor) from the evaluation's documents made
+    :func:`plain`: those ``required`` raise :class:`PropertyError` when missing, the others are None."""
     out: dict[str, float | None] = {}
     for name, source in extract.items():
         try:
