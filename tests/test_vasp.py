@@ -107,7 +107,7 @@ def test_inputs_that_differ_from_the_recording_are_caught(potcars, tmp_path):
     with pytest.raises(CampaignError, match=r"reference calculation for Cu failed .*Validation failed"):
         camp.run()
     folder = next((tmp_path / "runs").glob("Cu-relax-*"))
-    assert "INCAR ENCUT: recorded 680.0, got 600" in (folder / "std_err.txt").read_text()
+    assert "INCAR ENCUT: recorded 680.0, got 600.0" in (folder / "std_err.txt").read_text()
 
 
 def _exit(argv: list[str]) -> int:
