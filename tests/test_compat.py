@@ -33,6 +33,11 @@ def test_demo_proposes_the_same_compositions_with_the_same_energies(tmp_path):
     # and the search defaults of that version (the default model and pruning changed since)
     demo["search"]["surrogate"] = {**demo["search"].get("surrogate", {}), "model": "gp",
                                    "prune": {"enabled": True}}
+    # the first three rounds (the initial design and two model rounds): what a later round proposes
+    # follows from them by the same code, and the whole demo takes twice as long
+    rounds = 3
+    demo["search"]["budget"] = rounds * demo["search"]["batch_size"]
+    golden["results"] = [r for r in golden["results"] if r["round"] <= rounds]
     (tmp_path / "demo.yaml").write_text(yaml.safe_dump(demo))
     out = subprocess.run([sys.executable, "-m", "htflow.cli", "run", str(tmp_path / "demo.yaml"),
                           "--quiet"], cwd=tmp_path, env=htflow_env(), capture_output=True, text=True, timeout=600)

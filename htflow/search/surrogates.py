@@ -129,6 +129,11 @@ class GaussianProcess:
         mean, std = self.gp.predict(self.scaler(X) if self.scaler is not None else X, return_std=True)
         return mean, np.maximum(std, 1e-12)
 
+    def mean(self, X: np.ndarray) -> np.ndarray:
+        """The predictive mean alone (no variance: one product per point)."""
+        X = np.asarray(X, float)
+        return self.gp.predict(self.scaler(X) if self.scaler is not None else X)
+
     def fixed(self) -> GaussianProcess:
         """An unfitted copy that fits with this one's hyperparameters (and input scaling), no optimiser:
         cross-validation at scale costs one Cholesky per fold."""
@@ -203,6 +208,10 @@ class Forest:
         # law of total variance: between trees, plus a floor from the data's own noise level
         floor = 1e-3 * (np.std(self.y) or 1.0)
         return mean, np.sqrt(per_tree.var(axis=0) + floor**2 + float(np.mean(self.noise)))
+
+    def mean(self, X: np.ndarray) -> np.ndarray:
+        """The predictive mean alone."""
+        return self.model.predict(np.asarray(X, float))
 
     def condition(self, X: np.ndarray, y: np.ndarray) -> Forest:
         return copy.copy(self).fit(np.vstack([self.X, X]), np.concatenate([self.y, y]),
