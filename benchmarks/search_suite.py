@@ -66,6 +66,8 @@ STRATEGIES: dict[str, tuple[str, dict | None]] = {
     "isotropic GP": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "gp-iso"}),
     "isotropic GP top 4": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "gp-iso",
                                          "batch": "top"}),
+    "generative": ("generative", {"initial": INITIAL, "initial_sampler": "random"}),
+    "ga": ("ga", None),
     "forest + UCB": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "forest",
                                    "acquisition": "ucb"}),
 }
@@ -177,7 +179,7 @@ def run_one(pool: Pool, strategy: str, seed: int) -> dict:
     search = {"sampler": sampler, "batch_size": BATCH, "budget": len(pool.values), "seed": seed,
               **({"surrogate": surrogate} if surrogate else {})}
     cfg = CampaignConfig.model_validate({**pool.config, "search": search})
-    gen = get_generator(sampler, cfg.search.surrogate)
+    gen = get_generator(sampler, cfg.search.surrogate, cfg.search.generative)
     t0 = time.perf_counter()
     trace = replay(cfg, gen, pool.values, len(pool.values), stop=lambda t: not pool.best.isdisjoint(t.keys))
     seconds = time.perf_counter() - t0

@@ -28,7 +28,7 @@ def test_bundled_campaign_files_are_valid(path, tmp_path, monkeypatch):
         (tmp_path / "vasp_std").write_text("#!/bin/sh\n")
         (tmp_path / "vasp_std").chmod(0o755)
         monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
-    if path.name in ("list-space.yaml", "experiment.yaml", "experiment-replay.yaml"):
+    if path.name in ("list-space.yaml", "experiment.yaml", "experiment-replay.yaml", "inverse-design.yaml"):
         # their lists are named relative to the checkout, where they are run from
         monkeypatch.chdir(ROOT)
     if path.name == "warm-start.yaml":  # its prior is a data set imported into the store first

@@ -66,7 +66,8 @@ class Campaign:
         self.space = build_space(config.space)
         self.builder = make_builder(config)
         self.calculator = get_calculator(config.calculator.name)
-        self.generator = get_generator(config.search.sampler, config.search.surrogate)
+        search = config.search
+        self.generator = get_generator(search.sampler, search.surrogate, search.generative)
         self.executor = get_executor(config.executor, announce, tag=config.name)
         phases = config.reference_phases
         self.phases = load_phases(phases, self.space.elements) if phases else []

@@ -14,7 +14,8 @@ from htflow.store.repository import CampaignRepository
 #: what a generator's report keeps in the round summary (the per-point arrays are left out)
 _MODEL_KEYS = ("model", "features", "acquisition", "fitted", "n_train", "n_candidates", "pruned",
                "cv_seconds", "fit_seconds", "noise_std_mean", "evolved", "evolve_seconds", "parego_weights",
-               "feasibility", "failed_seen", "multi_objective", "reference", "select_seconds", "prior")
+               "feasibility", "failed_seen", "multi_objective", "reference", "select_seconds", "prior",
+               "explain", "generative")
 _ARRAYS = ("y_true", "y_pred", "y_std")
 
 

@@ -19,12 +19,12 @@ from htflow.calculators.registry import get_calculator
 from htflow.datasets.oracle import Oracle
 from htflow.errors import InputError
 from htflow.execution.cluster_file import load_cluster_file
-from htflow.schemas.config import CampaignConfig, SurrogateConfig
+from htflow.schemas.config import CampaignConfig, GenerativeConfig, SurrogateConfig
 from htflow.schemas.documents import IMPORTED
 from htflow.schemas.messages import format_validation_error
 from htflow.search import ehvi
 from htflow.search.planner import Planner
-from htflow.search.registry import get_generator
+from htflow.search.registry import MODEL_SAMPLERS, get_generator
 from htflow.search.samplers import SPACE_FILLING
 from htflow.space.build import build_space
 from htflow.space.compositions import CompositionSpace, SpaceError
@@ -141,7 +141,7 @@ def _check_objectives(cfg: CampaignConfig, calc: Any) -> None:
                              f"{', '.join(sorted(properties))}")
     if cfg.search.surrogate.stable_within is not None:
         objs = [(o.name, o.goal) for o in cfg.objectives]
-        if cfg.search.sampler != "surrogate" or objs != [("formation_energy_per_atom", "minimize")]:
+        if cfg.search.sampler not in MODEL_SAMPLERS or objs != [("formation_energy_per_atom", "minimize")]:
             raise InputError(
                 "search.surrogate.stable_within: needs sampler surrogate and the one objective "
                 "formation_energy_per_atom (minimize), whose hull it measures; got sampler "
@@ -180,7 +180,7 @@ def _check_prior(cfg: CampaignConfig) -> None:
     """``search.prior`` names imported data sets of the campaign's store that hold the objective."""
     if not cfg.search.prior:
         return
-    if cfg.search.sampler != "surrogate" or len(cfg.objectives) != 1:
+    if cfg.search.sampler not in MODEL_SAMPLERS or len(cfg.objectives) != 1:
         raise InputError("search.prior: warm start trains the surrogate on one objective; it needs sampler "
                          f"surrogate and one objective (got sampler {cfg.search.sampler!r} and "
                          f"{len(cfg.objectives)} objectives)")
@@ -230,7 +230,10 @@ def check(cfg: CampaignConfig) -> None:
     calc = get_calculator(cfg.calculator.name)
     calc.check(cfg, space)
     get_generator(cfg.search.sampler)
-    if cfg.search.sampler == "surrogate" or "surrogate" in cfg.search.model_fields_set:
+    if cfg.search.generative != GenerativeConfig() and cfg.search.sampler != "generative":
+        raise InputError(f"search.generative: settings of the generative sampler, but search.sampler is "
+                         f"{cfg.search.sampler!r}; set search.sampler: generative or remove them")
+    if cfg.search.sampler in MODEL_SAMPLERS or "surrogate" in cfg.search.model_fields_set:
         check_surrogate_settings(cfg.search.surrogate, list(space.elements))
     _check_objectives(cfg, calc)
     _check_flow(cfg, calc)

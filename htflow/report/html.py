@@ -9,13 +9,15 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from htflow.report.explain import EXPLAIN_PLOTS, explanation_plots
+from htflow.report.generative import GENERATIVE_PLOTS, generative_plot
 from htflow.report.plots import composition_map, learning_curve_plot, parity_plot
 from htflow.report.stability import hull_plot, pareto_plot
 from htflow.report.style import fmt
 from htflow.report.view import CampaignView, pool_values
 from htflow.schemas.documents import IMPORTED, CampaignDoc, Status
 
-PLOTS = ("learning-curve", "composition-map", "parity", "hull", "pareto")
+PLOTS = ("learning-curve", "composition-map", "parity", "hull", "pareto", *EXPLAIN_PLOTS, *GENERATIVE_PLOTS)
 """The report's plots, by name (``NAME.png``)."""
 
 
@@ -50,12 +52,48 @@ def campaign_plots(view: CampaignView, doc: CampaignDoc, results: list[dict], ou
         plots["hull.png"] = hull_for(view, doc, out / "hull.png")
     if only in (None, "pareto"):
         plots["pareto.png"] = pareto_plot(results, list(view.config.objectives), out / "pareto.png")
+    if only is None or only in EXPLAIN_PLOTS:
+        got = explanation_plots(latest(doc, "explain"), objective, out)
+        plots.update({k: v for k, v in got.items() if only is None or k == f"{only}.png"})
+    if only in (None, *GENERATIVE_PLOTS):
+        plots["generative.png"] = generative_plot(latest(doc, "generative"), objective,
+                                                  out / "generative.png")
     for o in view.config.objectives[1:]:  # several objectives: a learning curve for each of the others too
         if only in (None, f"learning-curve-{o.name}"):
             name = f"learning-curve-{o.name}.png"
             values, source = pool_values(view, results, o.name)
             plots[name] = learning_curve_plot(results, o.name, o.goal, out / name, values, source)
     return plots
+
+
+def latest(doc: CampaignDoc, key: str) -> dict | None:
+    """The latest round's record of ``key`` (``explain``, ``generative``), or None."""
+    rounds = sorted((r for r in doc.get("rounds", []) if r.get(key)), key=lambda r: r["round"])
+    return {**rounds[-1][key], "round": rounds[-1]["round"]} if rounds else None
+
+
+def _explain_section(doc: CampaignDoc, plots: dict) -> str:
+    """Why the latest model predicts what it does, and what the generative sampler learned."""
+    text = ""
+    ex = latest(doc, "explain")
+    if ex:
+        text += (f"<h3>Why the model predicts what it does (round {ex['round']})</h3>"
+                 + _table(["rank", "element", "importance", "more of it", "per +10 at.%"],
+                          [[i, r["element"], fmt(r["importance"]),
+                            "raises it" if r["direction"] > 0.3 else "lowers it" if r["direction"] < -0.3
+                            else "mixed", fmt(r.get("per_10_percent"))]
+                           for i, r in enumerate(ex["elements"], 1)])
+                 + _img(plots.get("explain-importance.png"), f"mean |Shapley value| per element and pair "
+                        f"({ex['method']}, {ex['points']} results against {ex['background']})")
+                 + _img(plots.get("explain-beeswarm.png"), "each result's Shapley value per element, "
+                        "coloured by the element's fraction")
+                 + _img(plots.get("explain-dependence.png"),
+                        "partial dependence on the two leading elements"))
+    if plots.get("generative.png"):
+        text += "<h3>Generative sampler</h3>" + _img(plots["generative.png"], (
+            "the conditional VAE's training loss, and the results at their latent means; the round "
+            "sampled compositions conditioned on the target range and ranked them by the acquisition"))
+    return text
 
 
 def plot_names(objectives: list[dict]) -> list[str]:
@@ -200,6 +238,7 @@ def write_report(view: CampaignView, out: Path) -> Path:
         model_table=_table(["round", "phase", "n", "MAE", "RMSE", "R²", "in ±2σ", "pruned", "evaluated",
                             "failed"], _model_rows(sorted(doc.get("rounds", []), key=lambda r: r["round"]))),
         tradeoff=tradeoff,
+        explain=_explain_section(doc, plots),
         hull=_img(plots.get("hull.png"), "convex hull of the computed results (formation energy per "
                                          "atom against composition; stable phases labelled)"),
         composition_map=_img(plots.get("composition-map.png"),

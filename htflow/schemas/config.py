@@ -147,6 +147,31 @@ class SurrogateConfig(Strict):
     #: eV/atom: search within this of the hull (acquisition P(E above hull <= it); formation energy only)
     stable_within: Annotated[float, Field(ge=0, le=10)] | None = None
     prune: PruneConfig = Field(default_factory=PruneConfig)
+    #: explain each model round: Shapley values per element and pair, partial dependence (htflow explain)
+    explain: bool = True
+
+
+class GenerativeConfig(Strict):
+    """The generative sampler's conditional VAE (``search.sampler: generative``)."""
+
+    #: compositions drawn per round (then made real, deduplicated and ranked by the acquisition)
+    samples: Annotated[int, Field(ge=1, le=1_000_000)] = 2048
+    epochs: Annotated[int, Field(ge=1, le=100_000)] = 400
+    latent: Annotated[int, Field(ge=1, le=32)] = 2
+    hidden: Annotated[int, Field(ge=2, le=4096)] = 32
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.01
+    #: weight of the KL term (annealed from 0 over the first quarter of the epochs)
+    beta: Annotated[float, Field(ge=0, le=100)] = 1.0
+    #: softmax temperature of the decoder when sampling (below 1: sharper, fewer elements)
+    temperature: Annotated[float, Field(gt=0, le=100)] = 1.0
+    #: each decoded composition is redrawn from a Dirichlet of this concentration around it (None: not)
+    concentration: Annotated[float, Field(gt=0, le=1e6)] | None = 50.0
+    #: condition on values as good as this top share of the results ...
+    target_quantile: Annotated[float, Field(gt=0, le=1)] = 0.1
+    #: ... up to this many standard deviations beyond the best
+    beyond: Annotated[float, Field(ge=0, le=10)] = 1.0
+    #: or a range of the objective in its own units, e.g. [-0.1, -0.05]
+    target: Annotated[list[float], Field(min_length=2, max_length=2)] | None = None
 
 
 class SearchConfig(Strict):
@@ -160,6 +185,7 @@ class SearchConfig(Strict):
     #: warm start: imported data sets (``htflow import --campaign NAME``) training the surrogate from round 1
     prior: list[Annotated[str, Field(pattern=NAME_PATTERN)]] = Field(default_factory=list, max_length=20)
     surrogate: SurrogateConfig = Field(default_factory=SurrogateConfig)
+    generative: GenerativeConfig = Field(default_factory=GenerativeConfig)
 
 
 # -- executors: a union keyed on ``type`` ------------------------------------------------------

@@ -3,7 +3,8 @@
 ``context`` (what a generator sees) → ``samplers`` (grid, random, Sobol, GA) and
 ``guided`` (the surrogate sampler: ``features`` → ``surrogates`` → ``planner``
 (fit, CV, prune, pick by ``acquisition``), ``multiobjective`` (ParEGO) and
-``ehvi`` (BoTorch)); ``registry`` finds a sampler by name.
+``ehvi`` (BoTorch)); ``generative`` (a conditional VAE proposing the surrogate sampler's candidates);
+``explain`` (Shapley values of a round's model per element and pair); ``registry`` finds a sampler by name.
 """
 
 from htflow.search.context import Generator, ProposalContext

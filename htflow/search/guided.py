@@ -38,6 +38,7 @@ from htflow.schemas.config import SurrogateConfig
 from htflow.schemas.documents import Status
 from htflow.search import ehvi
 from htflow.search.context import Collector, ProposalContext, realise_within
+from htflow.search.explain import explain
 from htflow.search.features import fraction_matrix
 from htflow.search.multiobjective import parego_scalarise
 from htflow.search.planner import Planner, Selection
@@ -94,7 +95,11 @@ class SurrogateGenerator:
             self._pool_keys = (ctx.pool, [composition_key(ctx.builder.realise(p)) for p in ctx.pool])
         return self._pool_keys[1]
 
-    def _candidates(self, ctx: ProposalContext) -> tuple[list[dict[str, float]], list[str]]:
+    def _candidates(self, ctx: ProposalContext, train: np.ndarray | None = None, y: np.ndarray | None = None,
+                    sign: float = 1.0) -> tuple[list[dict[str, float]], list[str]]:
+        """The compositions to choose from: every unknown one of a grid, or a fresh sample of a
+        continuous space. (``train``, ``y``: the fractions and minimised values of the first
+        objective so far, for generators that learn from them; ``sign``: -1 if it is maximised.)"""
         if ctx.space.is_grid:
             keys = self._keys(ctx)
             idx = [i for i, k in enumerate(keys) if k not in ctx.known]
@@ -128,25 +133,21 @@ class SurrogateGenerator:
 
         return p_success
 
-    def _evolve(self, ctx: ProposalContext, n: int, taken: set[str], score: Any) -> np.ndarray:
-        """Differential evolution (scipy) of the acquisition over the simplex, within the bounds and
-        constraints; returns up to ``4 n`` distinct new compositions (realised, not in ``taken``) from
-        its final population, best first.
+    @staticmethod
+    def _realiser(ctx: ProposalContext) -> Any:
+        """``z -> composition or None``: a point of [0, 1]^d as a real composition of the space.
 
-        A point of [0, 1]^d becomes a composition through its largest coordinates (at most
-        ``max_elements``, no forbidden pair), normalised and moved into the bounds; what still
-        breaks a constraint (cost, density) scores -inf, as do realised keys already known.
+        Its largest coordinates name the elements (required ones first, no forbidden pair, at most
+        ``max_elements``); their values, moved into the bounds and realised on the cell, are the
+        fractions. None when that breaks a constraint or the composition is already known.
         """
         space, els = ctx.space, ctx.space.elements
         d, kmax = len(els), space.max_elements
-
         limits = list(space.limits.values())
         lo_all = np.array([lim[0] for lim in limits])
         hi_all = np.array([lim[1] for lim in limits])
 
         def realise(z: np.ndarray) -> dict[str, float] | None:
-            # the largest coordinates name the elements (required ones first, no forbidden pair,
-            # at most max_elements); their values, moved into the bounds, are the fractions
             z = np.clip(z, 0, 1)
             order = [i for i in np.argsort(-z, kind="stable") if z[i] > 0]
             keep = space.pick_elements(order, kmax)
@@ -164,6 +165,20 @@ class SurrogateGenerator:
             total = sum(counts.values())
             return {e: c / total for e, c in counts.items()}
 
+        return realise
+
+    def _evolve(self, ctx: ProposalContext, n: int, taken: set[str], score: Any) -> np.ndarray:
+        """Differential evolution (scipy) of the acquisition over the simplex, within the bounds and
+        constraints; returns up to ``4 n`` distinct new compositions (realised, not in ``taken``) from
+        its final population, best first.
+
+        A point of [0, 1]^d becomes a composition through its largest coordinates (at most
+        ``max_elements``, no forbidden pair), normalised and moved into the bounds; what still
+        breaks a constraint (cost, density) scores -inf, as do realised keys already known.
+        """
+        els = ctx.space.elements
+        realise = self._realiser(ctx)
+
         def objective(Z: np.ndarray) -> np.ndarray:  # vectorised: Z is (d, S)
             fracs = [realise(z) for z in Z.T]
             ok = [i for i, f in enumerate(fracs) if f is not None]
@@ -174,8 +189,9 @@ class SurrogateGenerator:
             return out
 
         de_seed = int(np.random.SeedSequence([ctx.seed, ctx.round, 9]).generate_state(1)[0])
-        res = differential_evolution(objective, [(0.0, 1.0)] * d, maxiter=self.settings.evolve, popsize=10,
-                                     seed=de_seed, vectorized=True, updating="deferred", polish=False, tol=0)
+        res = differential_evolution(objective, [(0.0, 1.0)] * len(els), maxiter=self.settings.evolve,
+                                     popsize=10, seed=de_seed, vectorized=True, updating="deferred",
+                                     polish=False, tol=0)
         found: dict[str, dict[str, float]] = {}
         for i in np.argsort(res.population_energies, kind="stable"):
             if res.population_energies[i] >= 1e30 or len(found) >= 4 * n:
@@ -183,7 +199,7 @@ class SurrogateGenerator:
             frac = realise(res.population[i])
             if frac is not None and composition_key(frac) not in taken:
                 found.setdefault(composition_key(frac), frac)
-        return fraction_matrix(list(found.values()), els) if found else np.empty((0, d))
+        return fraction_matrix(list(found.values()), els) if found else np.empty((0, len(els)))
 
     def mode(self) -> str:
         """How several objectives are handled: ``ehvi`` or ``parego``."""
@@ -277,10 +293,11 @@ class SurrogateGenerator:
         if len(done) + len(prior_comps) < max(s.initial, 2):
             ctx.report["phase"] = f"initial ({s.initial_sampler})"
             return SPACE_FILLING[s.initial_sampler]().propose(ctx, n)
-        cands, keys = self._candidates(ctx)
+        train = fraction_matrix([r["composition"] for r in done] + prior_comps, els)
+        first = sign * np.array([float(r[name]) for r in done] + prior_values)  # minimised
+        cands, keys = self._candidates(ctx, train, first, sign)
         if not cands:
             return []
-        train = fraction_matrix([r["composition"] for r in done] + prior_comps, els)
         refine = None
         if not ctx.space.is_grid and s.evolve:
             refine = functools.partial(self._evolve, ctx, n, set(keys))
@@ -295,7 +312,7 @@ class SurrogateGenerator:
             ctx.report["parego_weights"] = dict(zip(names, weights, strict=True))
             sign, name = 1.0, "parego"
         else:
-            y = sign * np.array([float(r[name]) for r in done] + prior_values)
+            y = first
         threshold = None
         if s.stable_within is not None and not multi:
             hull = formation_hull(done, ctx.references or {}, ctx.phases, els)
@@ -309,12 +326,17 @@ class SurrogateGenerator:
                                        threshold=threshold, noise=noise)
         if sel.candidates is not None:
             _extend(ctx, sel.candidates[len(cands):], cands, keys)
-        self._report(ctx, sel, cands, keys, sign, y, multi)
+        self._report(ctx, sel, cands, keys, sign, y, multi, train)
         return [cands[i] for i in sel.chosen]
 
     def _report(self, ctx: ProposalContext, sel: Selection, cands: list[dict[str, float]], keys: list[str],
-                sign: float, y: np.ndarray, multi: bool) -> None:
-        """What the round records: the model's numbers, its predictions of the picks, the pruned."""
+                sign: float, y: np.ndarray, multi: bool, train: np.ndarray) -> None:
+        """What the round records: the model's numbers, its predictions of the picks, the pruned, and
+        (one objective) the model's explanation."""
+        if self.settings.explain and not multi:
+            fz = self.planner(ctx.space.elements).featurize
+            ctx.report["explain"] = explain(sel.model, fz, train, ctx.space.elements, ctx.seed, sign=sign,
+                                            labels=getattr(fz, "labels", list)())
         ctx.report.update({k: v for k, v in sel.info.items() if k != "limit"})
         ctx.report["phase"] = "model"
         ctx.report["predictions"] = {

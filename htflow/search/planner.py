@@ -91,6 +91,8 @@ class Selection:
     info: dict = field(default_factory=dict)
     #: the candidates chosen from: the ones given, plus any the ``refine`` hook added
     candidates: np.ndarray | None = None
+    #: the model fitted on every result (for explanations)
+    model: Any = None
 
 
 class Planner:
@@ -137,7 +139,7 @@ class Planner:
         pruned = self._prune(mean, std, best, limit, len(y), allow_prune, info)
         batch = _Batch(self, make_model, X, y, Xc, best, limit, p_ok, np.random.default_rng([seed, rnd, 3]))
         chosen, scores = batch.pick(model, mean, std, n, ~pruned)
-        return Selection(chosen, mean, std, scores, pruned, info, cands)
+        return Selection(chosen, mean, std, scores, pruned, info, cands, model)
 
     def acquisition(self, m: np.ndarray, sd: np.ndarray, best: float, rng: np.random.Generator,
                     limit: np.ndarray | None) -> np.ndarray:

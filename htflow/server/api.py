@@ -14,13 +14,15 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from htflow.errors import InputError
+from htflow.report.explain import EXPLAIN_PLOTS
 from htflow.report.html import plot_names
 from htflow.schemas.documents import Status
 from htflow.server.plots import plot_key
 from htflow.server.queries import COLLECTIONS, HEAVY_FIELDS, BadQuery, parse_query
 from htflow.store.db import CampaignDB
 from htflow.store.filters import QUERY_FAILURES
-from htflow.store.repository import CampaignRepository
+from htflow.store.repository import CampaignRepository, explained_round
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ def _available_plots(doc: dict, counts: dict[str, int]) -> list[str]:
                             ("composition-map", counts["done"] > 0),
                             ("hull", any(r.get("hull") for r in rounds)),
                             ("pareto", len(objectives) > 1 and counts["done"] > 1),
+                            *((p, any(r.get("explain") for r in rounds)) for p in EXPLAIN_PLOTS),
+                            ("generative", any(r.get("generative") for r in rounds)),
                             *((f"learning-curve-{o['name']}", counts["done"] > 0) for o in objectives[1:]))
             if ok]
 
@@ -89,6 +93,21 @@ async def campaign(request: Request, name: str) -> Any:
     if store.get("uri"):
         store["uri"] = "(hidden)"
     return answer({"data": doc})
+
+
+@router.get("/campaigns/{name}/explain")
+async def explanation(request: Request, name: str, round: int | None = None) -> Any:
+    """The model's explanation of a round (the latest explained by default): elements and pairs ranked
+    by importance, Shapley values, partial dependence, length scales (what ``htflow explain`` prints)."""
+    doc = _db(request).campaigns.query_one({"name": name})
+    if doc is None:
+        return JSONResponse({"error": f"no campaign named {name!r}"}, status_code=404)
+    try:
+        entry = explained_round(doc.get("rounds", []), round)
+    except InputError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+    return answer({"data": {"campaign": name, "round": entry["round"], "model": entry.get("model"),
+                            **entry["explain"]}})
 
 
 @router.get("/campaigns/{name}/plots/{plot}.png")

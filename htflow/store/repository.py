@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from htflow.errors import InputError
 from htflow.schemas.documents import ENTRY_KEY, CampaignDoc, CandidateDoc, ResultDoc, Status
 from htflow.store.db import CampaignDB
 
@@ -127,3 +128,20 @@ def campaign_names(db: CampaignDB) -> list[str]:
     """Names of every campaign in the store."""
     with db:
         return sorted(db.campaigns.distinct("name"))
+
+
+def explained_round(rounds: list[dict], number: int | None) -> dict:
+    """The round to explain: ``number``, or the latest with an explanation; an error naming the ones
+    there are otherwise."""
+    have = sorted((r for r in rounds if r.get("explain")), key=lambda r: r["round"])
+    if not have:
+        raise InputError("no round of this campaign has an explanation yet: explanations come with the "
+                         "surrogate model's rounds (search.sampler: surrogate or generative, one objective, "
+                         "search.surrogate.explain: true), after the initial design")
+    if number is None:
+        return have[-1]
+    for r in have:
+        if r["round"] == number:
+            return r
+    raise InputError(f"round {number} has no explanation; rounds with one: "
+                     f"{', '.join(str(r['round']) for r in have)}")
