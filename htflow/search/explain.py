@@ -11,8 +11,8 @@ composition ``x`` is the model's mean over a background sample ``b`` with the el
 from ``x`` and the rest from ``b``. They are computed exactly, by enumerating every set, vectorised over
 the explained points and the background (a tree model's values equal ``shap.TreeExplainer``'s, tested).
 Exact enumeration costs ``2^players`` model evaluations per pair of points, so at most :data:`MAX_PLAYERS`
-players take part: with more elements that vary, the leading ones by their single-element effect play
-alone and the rest play as one group (``other``).
+players take part: with more elements that vary, the leading ones by a sampled estimate of their Shapley
+values (random orders and their reverses) play alone and the rest play as one group (``other``).
 
 From the same table of set values come the pairwise Shapley interaction indices (Grabisch and Roubens
 1999), the importance of each element pair. Values are in the objective's own units and direction:
@@ -31,8 +31,11 @@ import numpy as np
 MAX_PLAYERS = 10
 #: points explained and background points per round (bounded cost)
 EXPLAIN_POINTS, BACKGROUND = 40, 16
-#: beyond this many results both shrink by sqrt(SCALE_FROM / results), to at least 16 and 8
-SCALE_FROM = 300
+#: results the partial dependence averages over
+PD_POINTS = 200
+#: model rows x results per explanation (about a second of a GP): beyond it, fewer points (at least
+#: 12) against fewer background ones (at least 8)
+BUDGET = 3e7
 
 
 def _set_values(f: Any, X: np.ndarray, B: np.ndarray, groups: list[np.ndarray]) -> np.ndarray:
@@ -45,7 +48,7 @@ def _set_values(f: Any, X: np.ndarray, B: np.ndarray, groups: list[np.ndarray]) 
             if s >> j & 1:
                 masks[s, groups[j]] = True
     out = np.empty((2**p, n))
-    chunk = max(1, 200_000 // max(1, n * m))  # sets per model call: bounded memory
+    chunk = max(1, 8192 // max(1, n * m))  # sets per model call: small blocks stay in cache
     for s0 in range(0, 2**p, chunk):
         mk = masks[s0:s0 + chunk]  # (c, d)
         Z = np.where(mk[:, None, None, :], X[None, :, None, :], B[None, None, :, :])  # (c, n, m, d)
@@ -81,16 +84,30 @@ def _players(f: Any, X: np.ndarray, B: np.ndarray, elements: list[str]) -> tuple
         varying = [0]
     if len(varying) <= MAX_PLAYERS:
         return [np.array([j]) for j in varying], [elements[j] for j in varying]
-    base = float(np.mean(f(B)))
-    effect = []
-    for j in varying:  # single-element effect: column j from the point, the rest from the background
-        Z = np.repeat(B[None], len(X), axis=0)
-        Z[:, :, j] = X[:, j][:, None]
-        effect.append(np.mean(np.abs(np.asarray(f(Z.reshape(-1, X.shape[1])), float) - base)))
+    effect = _sampled_importance(f, X, B, varying, np.random.default_rng(len(X)))
     order = [varying[k] for k in np.argsort(effect, kind="stable")[::-1]]
     lead, rest = order[: MAX_PLAYERS - 1], order[MAX_PLAYERS - 1:]
     return ([np.array([j]) for j in lead] + [np.array(rest)],
             [elements[j] for j in lead] + [_group_name([elements[j] for j in rest])])
+
+
+def _sampled_importance(f: Any, X: np.ndarray, B: np.ndarray, players: list[int], rng: np.random.Generator,
+                        permutations: int = 2) -> np.ndarray:
+    """Mean |Shapley value| of each player, estimated from a few random orders and their reverses
+    (antithetic sampling): ``permutations`` x 2 x (players + 1) model calls on points x background."""
+    n, m, d = len(X), len(B), X.shape[1]
+    phi = np.zeros((n, len(players)))
+    for _ in range(permutations):
+        order = rng.permutation(len(players))
+        for walk in (order, order[::-1]):
+            Z = np.repeat(B[None], n, axis=0)  # (n, m, d): every player from the background
+            prev = np.asarray(f(Z.reshape(-1, d)), float).reshape(n, m).mean(axis=1)
+            for k in walk:
+                Z[:, :, players[k]] = X[:, players[k]][:, None]
+                cur = np.asarray(f(Z.reshape(-1, d)), float).reshape(n, m).mean(axis=1)
+                phi[:, k] += cur - prev
+                prev = cur
+    return np.abs(phi / (2 * permutations)).mean(axis=0)
 
 
 def _group_name(names: list[str]) -> str:
@@ -136,19 +153,21 @@ def explain(model: Any, featurize: Any, train: np.ndarray, elements: list[str], 
     """
     t0 = time.perf_counter()
     rng = np.random.default_rng([seed, 17])
-    if len(train) > SCALE_FROM:  # a model's evaluation costs O(results): fewer points at scale
-        shrink = np.sqrt(SCALE_FROM / len(train))
-        points, background = max(16, int(points * shrink)), max(8, int(background * shrink))
-    X = train[np.sort(rng.choice(len(train), min(points, len(train)), replace=False))]
-    B = train[np.sort(rng.choice(len(train), min(background, len(train)), replace=False))]
-
     mean = getattr(model, "mean", None)
 
     def f(Z: np.ndarray) -> np.ndarray:
         F = featurize(Z)
         return sign * (mean(F) if callable(mean) else model.predict(F)[0])
 
+    def sample(k: int) -> np.ndarray:
+        return train[np.sort(rng.choice(len(train), min(k, len(train)), replace=False))]
+
+    X, B, P = sample(points), sample(background), sample(PD_POINTS)
     groups, names = _players(f, X, B, elements)
+    # a model call costs O(results) per row: at most BUDGET rows x results in all (about a second)
+    shrink = np.sqrt(BUDGET / (2 ** len(groups) * len(X) * len(B) * max(len(train), 100)))
+    if shrink < 1:
+        X, B = X[: max(12, int(len(X) * shrink))], B[: max(8, int(len(B) * shrink))]
     v = _set_values(f, X, B, groups)
     phi, inter = shapley(v, len(groups))
     importance = np.abs(phi).mean(axis=0)
@@ -174,7 +193,7 @@ def explain(model: Any, featurize: Any, train: np.ndarray, elements: list[str], 
         "elements": rows, "pairs": pairs,
         "shap": {"players": names, "values": np.round(phi, 6).tolist(),
                  "fractions": np.round(np.stack([X[:, g].sum(axis=1) for g in groups], axis=1), 6).tolist()},
-        "partial_dependence": {elements[j]: partial_dependence(f, train, j) for j in top},
+        "partial_dependence": {elements[j]: partial_dependence(f, P, j) for j in top},
     }
     ls = length_scales(model, labels or [])
     if ls is not None:
