@@ -35,10 +35,12 @@ def test_report_renders_every_plot_with_the_stores_numbers(small_campaign, tmp_p
     assert "report: htflow-data/reports/small/index.html" in capsys.readouterr().out
     folder = tmp_path / "htflow-data" / "reports" / "small"
     page = (folder / "index.html").read_text()
-    for png in ("learning-curve.png", "parity.png", "composition-map.png", "hull.png"):
+    pngs = ("learning-curve.png", "parity.png", "composition-map.png", "hull.png",
+            "explain-importance.png", "explain-beeswarm.png", "explain-dependence.png")
+    for png in pngs:
         data = (folder / png).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
-    assert page.count("data:image/png;base64,") == 4  # self-contained: the plots are in the page
+    assert page.count("data:image/png;base64,") == len(pngs)  # self-contained: the plots are in the page
 
     with camp.db:
         doc = camp.db.campaigns.query_one({"name": "small"})
