@@ -9,12 +9,10 @@ export MKL_NUM_THREADS ?= 1
 
 .PHONY: demo test fuzz venv browser lint bench bench-al clean
 
-# --no-compile: byte-compiling every installed module took about a minute of a fresh clone's
-# make test; modules are compiled when first imported instead (docs/decisions.md)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
