@@ -12,7 +12,10 @@ export MKL_NUM_THREADS ?= 1
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
+	@# byte-compiled on every core (pip compiles one file at a time: about 80 s of CPU); the
+	@# compiled files are needed, as this machine sets PYTHONDONTWRITEBYTECODE (docs/decisions.md)
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 venv: $(STAMP)

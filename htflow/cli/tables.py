@@ -105,12 +105,21 @@ def model_table(rounds: list[dict]) -> Table | None:
     rows = [r for r in sorted(rounds, key=lambda r: r["round"]) if r.get("cv")]
     if not rows:
         return None
-    table = Table(title="model: k-fold cross-validation on all results before each round")
-    for col in ("round", "n", "MAE", "RMSE", "R²", "in ±1σ", "in ±2σ", "pruned"):
+    auto = any(r.get("model_choice") for r in rows)
+    table = Table(title="model: k-fold cross-validation on all results before each round",
+                  caption="model: auto chose by the CV's mean negative log predictive density (lower is "
+                          "better), shown for each candidate" if auto else None)
+    table.add_column("round", justify="right")
+    table.add_column("model", no_wrap=True)
+    for col in ("n", "MAE", "RMSE", "R²", "in ±1σ", "in ±2σ", "pruned"):
         table.add_column(col, justify="right")
     for r in rows:
-        cv = r["cv"]
-        table.add_row(str(r["round"]), str(cv["n"]), fmt(cv["mae"]), fmt(cv["rmse"]),
+        cv, choice = r["cv"], r.get("model_choice")
+        model = str(r.get("model", "—"))
+        if choice:
+            scores = ", ".join(f"{k} {v['nlpd']:.3g}" for k, v in choice["scores"].items())
+            model = f"{choice['chosen']} ({scores})"
+        table.add_row(str(r["round"]), model, str(cv["n"]), fmt(cv["mae"]), fmt(cv["rmse"]),
                       fmt(cv.get("r2"), 3), f"{cv['within_1sigma']:.0%}", f"{cv['within_2sigma']:.0%}",
                       str(r.get("pruned", 0)))
     return table

@@ -146,11 +146,20 @@ def _img(path: Path | None, alt: str) -> str:
             f"<figcaption>{e(alt)}</figcaption></figure>")
 
 
+def model_cell(r: dict) -> str:
+    """The round's model, and with ``model: auto`` why: each candidate's CV score."""
+    choice = r.get("model_choice")
+    if not choice:
+        return str(r.get("model", "—")) if r.get("cv") else "—"
+    scores = ", ".join(f"{k} {v['nlpd']:.3g}" for k, v in choice["scores"].items())
+    return f"{choice['chosen']} (auto; CV NLPD {scores})"
+
+
 def _model_rows(rounds: list[dict]) -> list[list]:
     rows = []
     for r in rounds:
         cv = r.get("cv") or {}
-        rows.append([r["round"], r.get("phase", "—"), cv.get("n", "—"), fmt(cv.get("mae")),
+        rows.append([r["round"], r.get("phase", "—"), model_cell(r), cv.get("n", "—"), fmt(cv.get("mae")),
                      fmt(cv.get("rmse")), fmt(cv.get("r2"), 3), f"{cv['within_2sigma']:.0%}" if cv else "—",
                      r.get("pruned", 0), r.get("evaluated", "—"), r.get("failed", "—")])
     return rows
@@ -235,8 +244,9 @@ def write_report(view: CampaignView, out: Path) -> Path:
             + (f"of the space ({pool[1]}: computed values where known, the surrogate's estimate elsewhere)"
                if pool[1] == "estimated by the model" else f"of the space, exact (values from {pool[1]})"))),
         parity=_img(plots.get("parity.png"), "out-of-fold predictions of the latest model"),
-        model_table=_table(["round", "phase", "n", "MAE", "RMSE", "R²", "in ±2σ", "pruned", "evaluated",
-                            "failed"], _model_rows(sorted(doc.get("rounds", []), key=lambda r: r["round"]))),
+        model_table=_table(["round", "phase", "model", "n", "MAE", "RMSE", "R²", "in ±2σ", "pruned",
+                            "evaluated", "failed"],
+                           _model_rows(sorted(doc.get("rounds", []), key=lambda r: r["round"]))),
         tradeoff=tradeoff,
         explain=_explain_section(doc, plots),
         hull=_img(plots.get("hull.png"), "convex hull of the computed results (formation energy per "

@@ -125,7 +125,8 @@ class SurrogateConfig(Strict):
     """Surrogate-guided search (sampler ``surrogate``)."""
 
     #: gp-plain (default): scikit-learn's textbook GP on the raw fractions; gp: anisotropic, standardised
-    #: inputs; gp-iso; forest; or package.module:object (chosen on the search suite: docs/search-suite.md)
+    #: inputs; gp-iso; forest; auto (gp-plain or forest, each round, by CV); or package.module:object
+    #: (the default was chosen on the search suite: docs/search-suite.md)
     model: str = "gp-plain"
     features: str = "fractions"
     acquisition: str = "ei"

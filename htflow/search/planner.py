@@ -24,6 +24,8 @@ from htflow.settings import get_settings
 
 #: results from which a GP's kriging believer updates in place (below it, a refit per pick is cheap)
 FAST_BELIEVER = 300
+#: ``model: auto`` chooses among these each round by the held-out log predictive density of k-fold CV
+AUTO_MODELS = ("gp-plain", "forest")
 
 
 def surrogate_settings(cfg: SurrogateConfig | dict | None = None, **overrides: Any) -> SurrogateConfig:
@@ -103,7 +105,8 @@ class Planner:
         self.elements = list(elements)
         self.featurize = get_featurizer(settings.features, self.elements)
         self.acquire = get_acquisition(settings.acquisition)
-        get_surrogate(settings.model)  # fail early on a bad name
+        if settings.model != "auto":
+            get_surrogate(settings.model)  # fail early on a bad name
 
     def select(self, train: np.ndarray, y: np.ndarray, cands: np.ndarray, n: int, seed: int,
                rnd: int, allow_prune: bool = True, refine: Any = None, feasible: Any = None,
@@ -123,7 +126,8 @@ class Planner:
         X = self.featurize(train)
         info: dict = {"model": s.model, "features": s.features, "acquisition": s.acquisition,
                       "n_train": len(y), "n_candidates": len(cands)}
-        make_model = functools.partial(get_surrogate, s.model, seed=seed)
+        name = self._choose(X, y, seed, rnd, info, noise) if s.model == "auto" else s.model
+        make_model = functools.partial(get_surrogate, name, seed=seed)
         model = self._fit(make_model, X, y, seed, rnd, info, noise)
         best = float(np.min(y))
         if refine is not None:
@@ -148,6 +152,39 @@ class Planner:
             return np.asarray(self.acquire(m, sd, best, rng=rng, beta=self.s.beta, xi=self.s.xi), float)
         return norm.cdf((limit - m) / np.maximum(sd, 1e-12))
 
+    def _cv_part(self, n: int, seed: int, rnd: int) -> tuple[int, np.ndarray]:
+        """The CV's seed and the results it uses (a seeded subset of at most ``cv_max``)."""
+        cv_seed = int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
+        part = np.arange(n)
+        if n > self.s.cv_max:  # bounded cost: CV on a seeded subset
+            part = np.sort(np.random.default_rng(cv_seed).choice(n, self.s.cv_max, replace=False))
+        return cv_seed, part
+
+    def _choose(self, X: np.ndarray, y: np.ndarray, seed: int, rnd: int, info: dict,
+                noise: np.ndarray | None) -> str:
+        """``model: auto``: the candidate model whose k-fold CV predicts held-out results best, by the mean
+        negative log predictive density (it weighs the mean's error by the model's own sigma, as the
+        acquisition does); the scores of each are recorded in ``info["model_choice"]``."""
+        t0 = time.perf_counter()
+        cv_seed, part = self._cv_part(len(y), seed, rnd)
+        scores = {}
+        for name in AUTO_MODELS:
+            cv = cross_validate(functools.partial(get_surrogate, name, seed=seed), X[part], y[part],
+                                max(self.s.cv_folds, 2), seed=cv_seed,
+                                noise=None if noise is None else noise[part])
+            if cv is None:
+                continue
+            t, m, s = (np.asarray(cv[k]) for k in ("y_true", "y_pred", "y_std"))
+            var = np.maximum(s, 1e-12 * (np.std(t) or 1.0)) ** 2
+            nlpd = float(np.mean(0.5 * np.log(2 * np.pi * var) + (t - m) ** 2 / (2 * var)))
+            scores[name] = {"nlpd": nlpd, "mae": cv["mae"], "r2": cv["r2"],
+                            "within_1sigma": cv["within_1sigma"]}
+        chosen = min(scores, key=lambda k: scores[k]["nlpd"]) if scores else AUTO_MODELS[0]
+        info["model"] = chosen
+        info["model_choice"] = {"chosen": chosen, "by": "k-fold CV: mean negative log predictive density",
+                                "scores": scores, "seconds": time.perf_counter() - t0}
+        return chosen
+
     def _fit(self, make_model: Any, X: np.ndarray, y: np.ndarray, seed: int, rnd: int, info: dict,
              noise: np.ndarray | None = None) -> Any:
         """Cross-validate (k-fold, recorded in ``info``), then fit the model on everything."""
@@ -158,10 +195,7 @@ class Planner:
         info["fit_seconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if self.s.cv_folds:
-            cv_seed = int(np.random.SeedSequence([seed, rnd]).generate_state(1)[0])
-            part = np.arange(len(y))
-            if len(y) > self.s.cv_max:  # bounded cost: CV on a seeded subset
-                part = np.sort(np.random.default_rng(cv_seed).choice(len(y), self.s.cv_max, replace=False))
+            cv_seed, part = self._cv_part(len(y), seed, rnd)
             folds_model = make_model
             if len(y) >= FAST_BELIEVER and callable(getattr(model, "fixed", None)):
                 folds_model = model.fixed  # at scale: the folds keep the full fit's hyperparameters

@@ -250,5 +250,6 @@ def get_surrogate(name: str, seed: int = 0) -> Surrogate:
         return model
     raise InputError(
         f"search.surrogate.model: unknown model {name!r}; allowed: "
-        f"{', '.join([*SURROGATES, *plugin_names('surrogates')])} or an import path package.module:object"
+        f"{', '.join([*SURROGATES, 'auto', *plugin_names('surrogates')])} or an import path "
+        "package.module:object"
     )
