@@ -20,7 +20,6 @@ Campaign options (``calculator.options``):
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +39,7 @@ from htflow.calculators.flows import properties
 from htflow.errors import InputError
 from htflow.schemas.config import CalculatorConfig, CampaignConfig
 from htflow.space.compositions import CompositionSpace
+from htflow.utils.threads import pin_torch
 
 INSTALL = "pip install 'htflow[mlip]'"
 
@@ -79,13 +79,8 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def _pin_threads() -> None:
-    # torch takes its intra-op threads from the machine, not OMP_NUM_THREADS, when imported
-    # before the variable is set (a Dask worker); one relaxation per core is the faster use
-    import torch  # heavy: optional (htflow[mlip], htflow[bo])
-
-    want = int(os.environ.get("OMP_NUM_THREADS") or 0)
-    if want and torch.get_num_threads() != want:
-        torch.set_num_threads(want)
+    # one relaxation per core is the faster use (htflow.utils.threads.pin_torch)
+    pin_torch()
 
 
 def load_model(name: str, model: str | None = None, device: str = "auto") -> Any:

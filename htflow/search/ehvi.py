@@ -30,6 +30,7 @@ import numpy as np
 
 from htflow.search.planner import cross_validate
 from htflow.settings import get_settings
+from htflow.utils.threads import pin_torch
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class BotorchGP:
         from botorch.models.transforms import Normalize, Standardize  # heavy: optional (htflow[bo])
         from gpytorch.mlls import ExactMarginalLogLikelihood  # heavy: optional (htflow[bo])
 
+        pin_torch()
         torch.manual_seed(self.seed)
         tX = torch.as_tensor(np.asarray(X, float), dtype=torch.double)
         ty = torch.as_tensor(np.asarray(y, float), dtype=torch.double).reshape(-1, 1)

@@ -33,6 +33,7 @@ from htflow.search.context import ProposalContext
 from htflow.search.guided import SurrogateGenerator
 from htflow.search.samplers import pool_tree
 from htflow.space.compositions import composition_key
+from htflow.utils.threads import pin_torch
 
 INSTALL = "pip install 'htflow[generative]' (PyTorch 2.13, CPU)"
 
@@ -54,6 +55,7 @@ class ConditionalVAE:
         from torch import nn  # heavy: as above
 
         s, d = self.s, X.shape[1]
+        pin_torch()
         torch.set_num_threads(1)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
