@@ -8,6 +8,18 @@ from pathlib import Path
 import pytest
 from helpers import serving, small_campaign_config
 
+
+def pytest_configure(config):
+    """Each test process pins PyTorch's threads before any test uses it (``pin_torch`` must come
+    before a process's first inter-op work): a test process that used torch before the EHVI tests
+    ran them 25x slower beside another busy process."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None and os.environ.get("OMP_NUM_THREADS") == "1":
+        from htflow.utils.threads import pin_torch
+
+        pin_torch()
+
 #: BoTorch compiles its fused qLogEHVI kernel once per machine (about a minute) into torch's
 #: extension cache; the tests share the user's cache instead of compiling it in every fresh HOME
 TORCH_EXTENSIONS = os.environ.get("TORCH_EXTENSIONS_DIR") or str(Path.home() / ".cache" / "torch_extensions")
