@@ -27,7 +27,7 @@ demo: $(STAMP)  ## run the bundled campaign on the embedded store (./htflow-data
 TEST_WORKERS ?= 2
 
 test: $(STAMP) browser  ## run the test suite
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 fuzz: $(STAMP)  ## the Hypothesis fuzz suite at full size (make test runs 40 examples per property)
 	HTFLOW_FUZZ=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) tests/test_fuzz.py
