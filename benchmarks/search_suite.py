@@ -66,6 +66,8 @@ STRATEGIES: dict[str, tuple[str, dict | None]] = {
     "isotropic GP": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "gp-iso"}),
     "isotropic GP top 4": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "gp-iso",
                                          "batch": "top"}),
+    "auto (GP or forest by CV)": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
+                                                "model": "auto"}),
     "generative": ("generative", {"initial": INITIAL, "initial_sampler": "random"}),
     "ga": ("ga", None),
     "forest + UCB": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "forest",
