@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from helpers import htflow_env, small_campaign_config, write_yaml
+from helpers import cli_in_process, htflow_env, small_campaign_config, write_yaml
 from test_kill import _results
 
 from htflow.errors import InputError
@@ -46,9 +46,9 @@ def test_a_second_driver_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path)
     first.wait()
     before = _results(db)
     assert 2 <= len(before) < 15
-    third = subprocess.run(cmd, cwd=tmp_path, env=htflow_env(), capture_output=True, text=True, timeout=600)
-    assert third.returncode == 0, third.stderr
-    assert f"took over campaign 'small' from pid {first.pid}" in third.stdout
+    code, out, err = cli_in_process(cmd[3:], cwd=tmp_path)  # the third driver: in this process
+    assert code == 0, err
+    assert f"took over campaign 'small' from pid {first.pid}" in out
     after = _results(db)
     assert len(after) == 15
     for key, doc in before.items():  # finished work kept, not recomputed

@@ -10,7 +10,7 @@ import sys
 import mongomock_ng as mongomock  # what maggma itself uses (mongomock proper lags pymongo)
 import numpy as np
 import pytest
-from helpers import htflow_env, run_cli, small_campaign_config, write_yaml
+from helpers import cli_in_process, htflow_env, run_cli, small_campaign_config, write_yaml
 
 SECRET = "s3cret-pw"
 
@@ -21,21 +21,30 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("argv", [["run", "{file}", "--quiet"], ["status", "small"], ["query"],
-                                  ["serve", "--port", "{port}"]])
-def test_an_unreachable_mongodb_is_one_line_without_the_password(tmp_path, argv):
+@pytest.mark.parametrize(("argv", "process"), [(["run", "{file}", "--quiet"], False), (["status", "small"], True),
+                                             (["query"], True), (["serve", "--port", "{port}"], False)])
+def test_an_unreachable_mongodb_is_one_line_without_the_password(tmp_path, argv, process):
+    """As a real process for the quick commands (the timeout from the environment); in this process for
+    those whose start is seconds of imports (a campaign's, the server's)."""
     port = _closed_port()
     uri = f"mongodb://alice:{SECRET}@127.0.0.1:{port}/?authSource=admin"
     file = write_yaml(tmp_path / "c.yaml", small_campaign_config())
     argv = [a.replace("{file}", str(file)).replace("{port}", str(_closed_port())) for a in argv]
-    done = subprocess.run([sys.executable, "-m", "htflow.cli", *argv, "--store", uri], cwd=tmp_path,
-                          env=htflow_env(HTFLOW_MONGO_TIMEOUT_SECONDS="1"), capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 2, done.stderr
-    lines = done.stderr.strip().splitlines()
+    if process:
+        done = subprocess.run([sys.executable, "-m", "htflow.cli", *argv, "--store", uri], cwd=tmp_path,
+                              env=htflow_env(HTFLOW_MONGO_TIMEOUT_SECONDS="1"), capture_output=True, text=True,
+                              timeout=120)
+        code, out, err = done.returncode, done.stdout, done.stderr
+    else:
+        from htflow.settings import override
+
+        with override(mongo_timeout_seconds=1):
+            code, out, err = cli_in_process([*argv, "--store", uri], cwd=tmp_path)
+    assert code == 2, err
+    lines = err.strip().splitlines()
     assert lines == [f"error: cannot reach MongoDB at 127.0.0.1:{port} within 1 s; check that the server runs, the "
-                     "URI and the network (HTFLOW_MONGO_TIMEOUT_SECONDS to wait longer)"], done.stderr
-    assert SECRET not in done.stdout + done.stderr
+                     "URI and the network (HTFLOW_MONGO_TIMEOUT_SECONDS to wait longer)"], err
+    assert SECRET not in out + err
     assert not (tmp_path / "htflow-data").exists()
 
 

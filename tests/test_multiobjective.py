@@ -185,7 +185,7 @@ def test_failures_teach_a_feasibility_classifier():
     failed_late = {}
     for feasibility in (False, True):
         cfg = {"name": "f", "space": {"elements": ["Cu", "Ni", "Pd", "Ag"], "step": 0.125, "max_elements": 3},
-               "structure": {"prototype": "fcc", "n_atoms": 16},
+               "structure": {"prototype": "fcc", "n_atoms": 8},
                "calculator": {"name": "htflow.testing:FailingEMT", "options": {"element": "Pd", "fraction": 0.25}},
                "objectives": [{"name": "formation_energy_per_atom"}],
                "search": {"batch_size": 6, "budget": 36, "seed": 4,
