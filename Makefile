@@ -6,16 +6,18 @@ STAMP  := $(VENV)/.installed
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
+# Python writes the compiled module files it makes (where PYTHONDONTWRITEBYTECODE is set, every new
+# process would compile all it imports again: seconds per process)
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: demo test fuzz venv browser lint bench bench-al clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@# not byte-compiled here: of the venv's 21,000 modules the tests import about a third, and each
+	@# is compiled on its first import instead (docs/decisions.md)
 	$(BIN)/python -m pip install --quiet --no-compile -e '.[test]'
-	@# byte-compiled on every core (pip compiles one file at a time: about 80 s of CPU); the
-	@# compiled files are needed, as this machine sets PYTHONDONTWRITEBYTECODE (docs/decisions.md)
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 venv: $(STAMP)
