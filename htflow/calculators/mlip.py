@@ -9,7 +9,8 @@ the model loaded once per process and shared by every job there.
 
 Campaign options (``calculator.options``):
 
-- ``model``: chgnet ``0.3.0`` (default) or ``0.2.0``; sevennet ``7net-0`` (default) or another
+- ``model``: chgnet ``0.3.0`` (default), ``0.2.0`` or the path of a fine-tuned checkpoint
+  (``htflow finetune``, :mod:`htflow.calculators.finetune`); sevennet ``7net-0`` (default) or another
   name or checkpoint the package knows; mace: the path of a ``.model`` file (required);
 - ``device``: ``auto`` (CUDA when torch sees a GPU, else CPU; default), ``cpu`` or ``cuda``;
 - ``batch_size`` (chgnet): relax this many structures in lockstep in one job, their forces
@@ -69,6 +70,11 @@ _CACHE: dict[tuple, Any] = {}
 _LOCK = threading.Lock()
 
 
+def is_checkpoint(model: Any) -> bool:
+    """Whether ``model`` names a checkpoint file (a fine-tuned CHGNet) rather than shipped weights."""
+    return isinstance(model, str) and model not in ("0.3.0", "0.2.0") and Path(model).expanduser().is_file()
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` -> ``cuda`` when torch sees a GPU, else ``cpu``."""
     if device != "auto":
@@ -96,7 +102,10 @@ def load_model(name: str, model: str | None = None, device: str = "auto") -> Any
         if name == "chgnet":
             from chgnet.model import CHGNet  # heavy: optional (htflow[mlip])
 
-            obj = CHGNet.load(model_name=model, use_device=device, verbose=False)
+            if is_checkpoint(model):  # a fine-tuned model (htflow finetune)
+                obj = CHGNet.from_file(str(Path(model).expanduser())).to(device)
+            else:
+                obj = CHGNet.load(model_name=model, use_device=device, verbose=False)
         elif name == "sevennet":
             from sevenn.calculator import SevenNetCalculator  # heavy: optional (htflow[mlip])
 
@@ -214,9 +223,10 @@ class MLIPSpec(CalculatorSpec):
                                  "(its foundation models download at run time, which needs the internet)")
             if not Path(str(model)).expanduser().is_file():
                 raise InputError(f"calculator.options.model: MACE model file {str(model)!r} does not exist")
-        elif self.name == "chgnet" and model not in (None, "0.3.0", "0.2.0"):
+        elif self.name == "chgnet" and model not in (None, "0.3.0", "0.2.0") and not is_checkpoint(model):
             raise InputError(f"calculator.options.model: CHGNet ships the weights of '0.3.0' and '0.2.0' "
-                             f"in its wheel, got {model!r}")
+                             f"in its wheel, or give the path of a checkpoint file (htflow finetune "
+                             f"writes one); got {model!r}, which is neither")
         if device == "cuda":
             import torch  # heavy: optional (htflow[mlip], htflow[bo])
 
