@@ -12,11 +12,7 @@ from htflow.search.planner import AUTO_MODELS, Planner, surrogate_settings
 
 
 def _select(y_of) -> dict:
-    rng = np.random.default_rng(0)
-    X = rng.dirichlet(np.ones(4), 80)
-    cands = rng.dirichlet(np.ones(4), 200)
-    planner = Planner(surrogate_settings(model="auto"), ["Cu", "Ni", "Pd", "Au"])
-    return planner.select(X, y_of(X), cands, 4, seed=0, rnd=3).info
+    return _select_with("auto", y_of)
 
 
 @pytest.mark.parametrize(("y_of", "expected"), [
@@ -30,6 +26,29 @@ def test_auto_chooses_the_model_that_predicts_held_out_results_best(y_of, expect
     assert choice["chosen"] == expected == info["model"]
     assert choice["chosen"] == min(choice["scores"], key=lambda k: choice["scores"][k]["nlpd"])
     assert info["cv"]["n"] == 80  # the round's CV is the chosen model's
+
+
+def test_the_chosen_models_cv_is_not_run_twice(monkeypatch):
+    """The round's CV is the chosen model's CV from the choice: the same numbers as a CV run afresh."""
+    import htflow.search.planner as planner
+
+    calls = []
+    real = planner.cross_validate
+    monkeypatch.setattr(planner, "cross_validate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    info = _select(lambda X: np.sin(4 * X[:, 0]) + X[:, 1] ** 2)
+    assert len(calls) == len(AUTO_MODELS)
+    monkeypatch.setattr(planner, "cross_validate", real)
+    fresh = _select_with(info["model"], lambda X: np.sin(4 * X[:, 0]) + X[:, 1] ** 2)
+    assert info["cv"]["y_pred"] == pytest.approx(fresh["cv"]["y_pred"], rel=1e-9)
+    assert info["cv"]["mae"] == pytest.approx(fresh["cv"]["mae"], rel=1e-9)
+
+
+def _select_with(model: str, y_of) -> dict:
+    rng = np.random.default_rng(0)
+    X = rng.dirichlet(np.ones(4), 80)
+    cands = rng.dirichlet(np.ones(4), 200)
+    planner = Planner(surrogate_settings(model=model), ["Cu", "Ni", "Pd", "Au"])
+    return planner.select(X, y_of(X), cands, 4, seed=0, rnd=3).info
 
 
 @pytest.mark.slow

@@ -126,9 +126,9 @@ class Planner:
         X = self.featurize(train)
         info: dict = {"model": s.model, "features": s.features, "acquisition": s.acquisition,
                       "n_train": len(y), "n_candidates": len(cands)}
-        name = self._choose(X, y, seed, rnd, info, noise) if s.model == "auto" else s.model
+        name, cv = self._choose(X, y, seed, rnd, info, noise) if s.model == "auto" else (s.model, None)
         make_model = functools.partial(get_surrogate, name, seed=seed)
-        model = self._fit(make_model, X, y, seed, rnd, info, noise)
+        model = self._fit(make_model, X, y, seed, rnd, info, noise, cv)
         best = float(np.min(y))
         if refine is not None:
             cands = self._refine(model, cands, best, refine, feasible, threshold, seed, rnd, info)
@@ -161,19 +161,21 @@ class Planner:
         return cv_seed, part
 
     def _choose(self, X: np.ndarray, y: np.ndarray, seed: int, rnd: int, info: dict,
-                noise: np.ndarray | None) -> str:
+                noise: np.ndarray | None) -> tuple[str, dict | None]:
         """``model: auto``: the candidate model whose k-fold CV predicts held-out results best, by the mean
         negative log predictive density (it weighs the mean's error by the model's own sigma, as the
-        acquisition does); the scores of each are recorded in ``info["model_choice"]``."""
+        acquisition does); the scores of each are recorded in ``info["model_choice"]``. Returns the
+        chosen name and its CV (which :meth:`_fit` then need not repeat)."""
         t0 = time.perf_counter()
         cv_seed, part = self._cv_part(len(y), seed, rnd)
-        scores = {}
+        scores, cvs = {}, {}
         for name in AUTO_MODELS:
             cv = cross_validate(functools.partial(get_surrogate, name, seed=seed), X[part], y[part],
                                 max(self.s.cv_folds, 2), seed=cv_seed,
                                 noise=None if noise is None else noise[part])
             if cv is None:
                 continue
+            cvs[name] = cv
             t, m, s = (np.asarray(cv[k]) for k in ("y_true", "y_pred", "y_std"))
             var = np.maximum(s, 1e-12 * (np.std(t) or 1.0)) ** 2
             nlpd = float(np.mean(0.5 * np.log(2 * np.pi * var) + (t - m) ** 2 / (2 * var)))
@@ -183,11 +185,12 @@ class Planner:
         info["model"] = chosen
         info["model_choice"] = {"chosen": chosen, "by": "k-fold CV: mean negative log predictive density",
                                 "scores": scores, "seconds": time.perf_counter() - t0}
-        return chosen
+        return chosen, cvs.get(chosen)
 
     def _fit(self, make_model: Any, X: np.ndarray, y: np.ndarray, seed: int, rnd: int, info: dict,
-             noise: np.ndarray | None = None) -> Any:
-        """Cross-validate (k-fold, recorded in ``info``), then fit the model on everything."""
+             noise: np.ndarray | None = None, done_cv: dict | None = None) -> Any:
+        """Cross-validate (k-fold, recorded in ``info``), then fit the model on everything. ``done_cv``: the
+        same model's CV on the same folds, already run (``model: auto``), used where it is the same."""
         t0 = time.perf_counter()
         model = fit(make_model(), X, y, noise)
         if noise is not None and np.any(noise > 0):
@@ -199,8 +202,10 @@ class Planner:
             folds_model = make_model
             if len(y) >= FAST_BELIEVER and callable(getattr(model, "fixed", None)):
                 folds_model = model.fixed  # at scale: the folds keep the full fit's hyperparameters
-            info["cv"] = cross_validate(folds_model, X[part], y[part], self.s.cv_folds, seed=cv_seed,
-                                        noise=None if noise is None else noise[part])
+            same = done_cv is not None and folds_model is make_model and self.s.cv_folds >= 2
+            info["cv"] = done_cv if same else cross_validate(
+                folds_model, X[part], y[part], self.s.cv_folds, seed=cv_seed,
+                noise=None if noise is None else noise[part])
             if info["cv"] is not None:
                 if len(part) < len(y):
                     info["cv"]["subset_of"] = len(y)
