@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
-from helpers import ROOT, htflow_env
+from helpers import ROOT, cli_in_process
 
 from htflow.cli import main
 
@@ -39,9 +37,8 @@ def test_demo_proposes_the_same_compositions_with_the_same_energies(tmp_path):
     demo["search"]["budget"] = rounds * demo["search"]["batch_size"]
     golden["results"] = [r for r in golden["results"] if r["round"] <= rounds]
     (tmp_path / "demo.yaml").write_text(yaml.safe_dump(demo))
-    out = subprocess.run([sys.executable, "-m", "htflow.cli", "run", str(tmp_path / "demo.yaml"),
-                          "--quiet"], cwd=tmp_path, env=htflow_env(), capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
+    code, _, err = cli_in_process(["run", str(tmp_path / "demo.yaml"), "--quiet"], cwd=tmp_path)
+    assert code == 0, err
     from htflow.api import results_frame
 
     got = results_frame(golden["campaign"], store=str(tmp_path / "htflow-data"))

@@ -9,6 +9,7 @@ an :class:`~htflow.errors.InputError` naming the field.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,23 @@ def check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:
                          f"{ehvi.INSTALL}; or use 'parego' (or 'auto': EHVI when BoTorch is installed, "
                          "else ParEGO)")
     Planner(sur, elements)  # names of model, features, acquisition
+
+
+def _check_graph_features(cfg: CampaignConfig, space: CompositionSpace) -> None:
+    """``features: chgnet`` builds each composition's cell and runs CHGNet on it: a grid or list space
+    (a model pass per composition, cached), a campaign with structures, and the chgnet package."""
+    if "chgnet" not in (f.strip() for f in cfg.search.surrogate.features.split("+")):
+        return
+    where = "search.surrogate.features: 'chgnet'"
+    if cfg.is_experiment:
+        raise InputError(f"{where} reads the campaign's cells, and an experiment campaign has none; "
+                         "use fractions, pairs or magpie")
+    if not space.is_grid:
+        raise InputError(f"{where} costs a model pass per composition, which a continuous space's search "
+                         "makes by the thousand; use it with space.step (a grid) or space.points (a list)")
+    if importlib.util.find_spec("chgnet") is None:
+        raise InputError(f"{where} needs the chgnet package, which is not installed: "
+                         "pip install 'htflow[mlip]'")
 
 
 #: fields of every result document: an objective read by path must have a name of its own
@@ -235,6 +253,7 @@ def check(cfg: CampaignConfig) -> None:
                          f"{cfg.search.sampler!r}; set search.sampler: generative or remove them")
     if cfg.search.sampler in MODEL_SAMPLERS or "surrogate" in cfg.search.model_fields_set:
         check_surrogate_settings(cfg.search.surrogate, list(space.elements))
+        _check_graph_features(cfg, space)
     _check_objectives(cfg, calc)
     _check_flow(cfg, calc)
     if cfg.executor.type == "dask" and cfg.executor.cluster is not None:

@@ -14,7 +14,7 @@ from htflow.datasets.oracle import Oracle
 from htflow.errors import InputError
 from htflow.schemas.config import CampaignConfig, stored_config
 from htflow.schemas.documents import CampaignDoc, ResultDoc, Status
-from htflow.search.features import fraction_matrix, get_featurizer
+from htflow.search.features import bind_builder, fraction_matrix, get_featurizer
 from htflow.search.planner import surrogate_settings
 from htflow.search.surrogates import get_surrogate
 from htflow.space.build import build_space, make_builder
@@ -123,6 +123,7 @@ def pool_values(view: CampaignView, results: list[dict], objective: str, n_sampl
         s = surrogate_settings(view.config.search.surrogate)
         els = list(space.elements)
         featurize = get_featurizer(s.features, els)
+        bind_builder([featurize], builder)  # graph features build the campaign's cells
         X = featurize(fraction_matrix([r["composition"] for r in done], els))
         model = get_surrogate(s.model, seed=seed).fit(X, np.array([r[objective] for r in done], float))
         mean, _ = model.predict(featurize(fraction_matrix([pool[i] for i in missing], els)))

@@ -9,6 +9,8 @@ featurized in milliseconds, once per campaign.
 - ``pairs``: the fractions and their pairwise products ``x_i x_j`` (the terms
   of a regular-solution mixing model, so a linear trend in them is the
   textbook model of a mixing energy).
+- ``chgnet``: CHGNet's crystal feature vector of each composition's cell
+  (:mod:`htflow.search.graph`; grid and list spaces; a model pass per composition).
 - ``magpie``: weighted statistics (mean, mean absolute deviation, minimum,
   maximum, range, mode) of 22 elemental properties from matminer's Magpie
   table (Ward et al., npj Comput. Mater. 2, 16028 (2016)); the numbers equal
@@ -29,6 +31,7 @@ import numpy as np
 from pymatgen.core import Element
 
 from htflow.errors import InputError
+from htflow.search.graph import CHGNetFeatures
 from htflow.utils.imports import plugin_names, resolve
 
 
@@ -157,8 +160,22 @@ class Combined:
     def __call__(self, fractions: np.ndarray) -> np.ndarray:
         return np.hstack([part(fractions) for part in self.parts])
 
+    @property
+    def slow(self) -> bool:
+        return any(getattr(part, "slow", False) for part in self.parts)
 
-FEATURIZERS = {"fractions": Fractions, "pairs": Pairs, "magpie": Magpie}
+    def bind(self, builder: object) -> None:
+        bind_builder(self.parts, builder)
+
+
+def bind_builder(featurizers: Sequence[object], builder: object) -> None:
+    """Give the featurizers that build structures (``bind``) the campaign's structure builder."""
+    for f in featurizers:
+        if callable(getattr(f, "bind", None)):
+            f.bind(builder)
+
+
+FEATURIZERS = {"fractions": Fractions, "pairs": Pairs, "magpie": Magpie, "chgnet": CHGNetFeatures}
 
 
 def get_featurizer(spec: str, elements: Sequence[str]) -> Featurizer:

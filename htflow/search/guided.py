@@ -39,7 +39,7 @@ from htflow.schemas.documents import Status
 from htflow.search import ehvi
 from htflow.search.context import Collector, ProposalContext, realise_within
 from htflow.search.explain import explain
-from htflow.search.features import fraction_matrix
+from htflow.search.features import bind_builder, fraction_matrix
 from htflow.search.multiobjective import parego_scalarise
 from htflow.search.planner import Planner, Selection
 from htflow.search.prior import prior_training
@@ -85,9 +85,11 @@ class SurrogateGenerator:
         self._planner: Planner | None = None
         self._pool_keys: tuple[Any, list[str]] | None = None
 
-    def planner(self, elements: list[str]) -> Planner:
+    def planner(self, elements: list[str], builder: Any = None) -> Planner:
         if self._planner is None or self._planner.elements != list(elements):
             self._planner = Planner(self.settings, elements)
+        if builder is not None:  # graph features build the campaign's own cells
+            bind_builder([self._planner.featurize], builder)
         return self._planner
 
     def _keys(self, ctx: ProposalContext) -> list[str]:
@@ -218,7 +220,8 @@ class SurrogateGenerator:
         values = np.array([[float(r[k]) for k in names] for r in done])
         ref = ctx.reference or [o.reference if o.reference is not None else a
                                 for o, a in zip(objectives, default_reference(values, goals), strict=True)]
-        out = ehvi.select(self.planner(els).featurize, train, values * up, fraction_matrix(cands, els), n,
+        featurize = self.planner(els, ctx.builder).featurize
+        out = ehvi.select(featurize, train, values * up, fraction_matrix(cands, els), n,
                           list(np.asarray(ref, float) * up), ctx.seed, ctx.round, s.cv_folds, names,
                           refine=refine, feasible=feasible)
         info = out["info"]
@@ -319,11 +322,10 @@ class SurrogateGenerator:
             threshold = functools.partial(_above, hull, s.stable_within)
             ctx.report["stable_within"] = s.stable_within
         noise = None if multi else configuration_noise(done, name, len(prior_values))
-        sel = self.planner(els).select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
-                                       allow_prune=not multi and not prior_comps
-                                       and len(done) >= s.prune.min_results,
-                                       refine=refine, feasible=feasible,
-                                       threshold=threshold, noise=noise)
+        planner = self.planner(els, ctx.builder)
+        sel = planner.select(train, y, fraction_matrix(cands, els), n, ctx.seed, ctx.round,
+                             allow_prune=not multi and not prior_comps and len(done) >= s.prune.min_results,
+                             refine=refine, feasible=feasible, threshold=threshold, noise=noise)
         if sel.candidates is not None:
             _extend(ctx, sel.candidates[len(cands):], cands, keys)
         self._report(ctx, sel, cands, keys, sign, y, multi, train)
@@ -333,8 +335,11 @@ class SurrogateGenerator:
                 sign: float, y: np.ndarray, multi: bool, train: np.ndarray) -> None:
         """What the round records: the model's numbers, its predictions of the picks, the pruned, and
         (one objective) the model's explanation."""
-        if self.settings.explain and not multi:
-            fz = self.planner(ctx.space.elements).featurize
+        fz = self.planner(ctx.space.elements).featurize
+        if self.settings.explain and not multi and getattr(fz, "slow", False):
+            ctx.report["explain_skipped"] = (f"features {self.settings.features!r} cost a model pass per "
+                                             "composition; an explanation would take thousands")
+        elif self.settings.explain and not multi:
             ctx.report["explain"] = explain(sel.model, fz, train, ctx.space.elements, ctx.seed, sign=sign,
                                             labels=getattr(fz, "labels", list)())
         ctx.report.update({k: v for k, v in sel.info.items() if k != "limit"})
