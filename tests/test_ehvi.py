@@ -112,6 +112,10 @@ def test_ehvi_is_deterministic_for_a_seed():
     a_keys = sorted((r["round"], r["key"]) for r in a.results())
     b, _ = _run(surrogate={"multi_objective": "ehvi"}, budget=24)
     assert sorted((r["round"], r["key"]) for r in b.results()) == a_keys
+    from botorch.acquisition.multi_objective import logei
+
+    # HTFLOW_EHVI_FUSED_KERNEL=false (conftest): BoTorch's pure-Python path, nothing compiled
+    assert logei._load_attempted and logei._C is None
 
 
 def test_without_botorch_auto_is_parego_and_ehvi_is_refused(monkeypatch):

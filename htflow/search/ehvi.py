@@ -54,10 +54,13 @@ def _quiet():
 
 
 def _announce_kernel_build() -> None:
-    """BoTorch compiles a fused C++ kernel for qLogEHVI on first use (once per machine, ~1 min,
-    3.5x faster acquisition here); say so rather than sit silent."""
+    """BoTorch compiles a fused C++ kernel for qLogEHVI on first use (once per environment, ~1 min,
+    3.5x faster acquisition here); say so rather than sit silent, or (``HTFLOW_EHVI_FUSED_KERNEL=false``)
+    keep BoTorch from compiling it."""
     from botorch.acquisition.multi_objective import logei  # heavy: optional (htflow[bo])
 
+    if not get_settings().ehvi_fused_kernel:
+        logei._load_attempted = True  # BoTorch then keeps to its pure-Python path: no compiling
     if logei._load_attempted or importlib.util.find_spec("logei_fused_ext") is not None:
         return
 
