@@ -12,7 +12,7 @@ import time
 
 import pytest
 import yaml
-from helpers import ROOT, fake_slurm, htflow_env, run_cli, small_campaign_config, write_yaml
+from helpers import ROOT, cli_in_process, fake_slurm, htflow_env, run_cli, small_campaign_config, write_yaml
 
 
 def _cluster(tmp_path, kind: str = "slurm", **extra) -> str:
@@ -121,9 +121,8 @@ def test_sigterm_stops_a_driver_cleanly_and_releases_the_campaign(tmp_path):
     locks = con.execute("SELECT COUNT(*) FROM locks").fetchone()[0]
     con.close()
     assert locks == 0  # released: the next job continues without --force
-    again = subprocess.run([sys.executable, "-m", "htflow.cli", "run", str(file), "--quiet"], cwd=tmp_path,
-                           env=htflow_env(), capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr
+    code, _, err = cli_in_process(["run", str(file), "--quiet"], cwd=tmp_path)  # the next job (in this process)
+    assert code == 0, err
     assert _results(db) == 9
 
 
