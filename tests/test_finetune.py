@@ -151,3 +151,19 @@ def test_an_unknown_checkpoint_is_refused_before_anything_runs(tmp_path):
     code, _, err = cli_in_process(["run", "c.yaml"], cwd=tmp_path)
     assert code == 2 and "or give the path of a checkpoint file" in err, err
     assert not (tmp_path / "d").exists()
+
+
+def test_ctrl_c_during_training_says_what_was_kept(workflow, monkeypatch):
+    import htflow.calculators.finetune as ft
+
+    root, store, _, _ = workflow
+    ckpt = root / "htflow-data" / "finetune" / "fcc-ft" / "chgnet-finetuned.pth.tar"
+    before = ckpt.read_bytes() if ckpt.exists() else None
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ft, "finetune_chgnet", interrupted)
+    code, _, err = cli_in_process(["finetune", "fcc-ft", "--store", store], cwd=root)
+    assert code == 130 and "interrupted: no checkpoint was written" in err and "Traceback" not in err
+    assert (ckpt.read_bytes() if ckpt.exists() else None) == before

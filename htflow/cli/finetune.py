@@ -124,9 +124,14 @@ def finetune(
                                 base=base)
     con = console()
     waiting = Console(file=sys.stderr)  # bound now: CHGNet's own printing goes to the log meanwhile
-    with waiting.status(f"fine-tuning CHGNet {base} on {len(samples)} results of {source!r} "
-                    f"({epochs} epochs; log in {folder / 'train.log'})"):
-        metrics = finetune_chgnet(samples, folder, settings)
+    try:
+        with waiting.status(f"fine-tuning CHGNet {base} on {len(samples)} results of {source!r} "
+                            f"({epochs} epochs; log in {folder / 'train.log'})"):
+            metrics = finetune_chgnet(samples, folder, settings)
+    except KeyboardInterrupt:
+        print("\ninterrupted: no checkpoint was written (a previous one is as it was); run the same "
+              "command to start the fine-tune again", file=sys.stderr)
+        sys.exit(130)
     metrics.update(source=source, left_out=left_out)
     record(db, name, metrics)
     if as_json:
