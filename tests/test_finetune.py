@@ -125,6 +125,7 @@ def test_the_next_campaign_screens_with_the_fine_tuned_checkpoint(workflow):
     (["finetune", "fcc-ft", "--val", "1.5"], "--val: 1.5 is not a fraction in (0, 1)"),
     (["finetune", "fcc-ft", "--base", "9.9"], "--base: CHGNet ships the weights of '0.3.0' and '0.2.0'"),
     (["finetune", "fcc-ft", "--learning-rate", "0"], "--learning-rate: 0 is not in (0, 1]"),
+    (["finetune", "fcc-ft", "--out", "workflows/finetune.yaml"], "is a file; give a folder for the checkpoint"),
 ])
 def test_bad_input_is_one_line(workflow, argv, message):
     root, store, _, _ = workflow

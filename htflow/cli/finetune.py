@@ -120,6 +120,8 @@ def finetune(
         raise InputError(f"campaign {source!r} has {len(samples)} done results with a structure and an "
                          f"energy; fine-tuning needs at least {MIN_RESULTS}")
     folder = out or default_folder(db, name)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--out: {str(folder)!r} is a file; give a folder for the checkpoint")
     settings = FinetuneSettings(epochs=epochs, learning_rate=learning_rate, val_fraction=val, seed=seed,
                                 base=base)
     con = console()
