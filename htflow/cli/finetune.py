@@ -6,7 +6,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -80,6 +80,18 @@ def record(db: CampaignDB, name: str, metrics: dict) -> None:
         CampaignRepository(db, name).save_doc(doc)
 
 
+def _train(finetune_chgnet: Any, samples: list, folder: Path, settings: Any, label: str) -> dict:
+    """The fine-tune under a spinner on stderr; Ctrl-C says what was kept (exit status 130)."""
+    waiting = Console(file=sys.stderr)  # bound now: CHGNet's own printing goes to the log meanwhile
+    try:
+        with waiting.status(label):
+            return finetune_chgnet(samples, folder, settings)
+    except KeyboardInterrupt:
+        print("\ninterrupted: no checkpoint was written (a previous one is as it was); run the same "
+              "command to start the fine-tune again", file=sys.stderr)
+        sys.exit(130)
+
+
 @app.command()
 def finetune(
     name: Annotated[str, typer.Argument(help="Campaign name: its promoted (high-fidelity) results train "
@@ -125,15 +137,9 @@ def finetune(
     settings = FinetuneSettings(epochs=epochs, learning_rate=learning_rate, val_fraction=val, seed=seed,
                                 base=base)
     con = console()
-    waiting = Console(file=sys.stderr)  # bound now: CHGNet's own printing goes to the log meanwhile
-    try:
-        with waiting.status(f"fine-tuning CHGNet {base} on {len(samples)} results of {source!r} "
-                            f"({epochs} epochs; log in {folder / 'train.log'})"):
-            metrics = finetune_chgnet(samples, folder, settings)
-    except KeyboardInterrupt:
-        print("\ninterrupted: no checkpoint was written (a previous one is as it was); run the same "
-              "command to start the fine-tune again", file=sys.stderr)
-        sys.exit(130)
+    metrics = _train(finetune_chgnet, samples, folder, settings,
+                     f"fine-tuning CHGNet {base} on {len(samples)} results of {source!r} "
+                     f"({epochs} epochs; log in {folder / 'train.log'})")
     metrics.update(source=source, left_out=left_out)
     record(db, name, metrics)
     if as_json:
