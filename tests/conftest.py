@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from helpers import serving, small_campaign_config
@@ -24,18 +23,12 @@ def pytest_configure(config):
 
         pin_torch()
 
-#: where BoTorch would compile its fused qLogEHVI kernel (the tests keep it from compiling: see
-#: pytest_configure); shared with the user's cache rather than one per fresh HOME
-TORCH_EXTENSIONS = os.environ.get("TORCH_EXTENSIONS_DIR") or str(Path.home() / ".cache" / "torch_extensions")
-
-
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Run in a fresh folder with a home and jobflow settings of its own."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("JOBFLOW_CONFIG_FILE", str(tmp_path / "home" / "jobflow.yaml"))
-    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", TORCH_EXTENSIONS)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, "1")
     yield

@@ -88,28 +88,19 @@ def mae(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.abs(np.asarray(a) - np.asarray(b))))
 
 
-def fractions(structures: list[Structure], max_z: int = 94) -> np.ndarray:
-    """Each structure's atomic fractions by atomic number (the input of CHGNet's ``AtomRef``)."""
-    x = np.zeros((len(structures), max_z))
-    for i, s in enumerate(structures):
-        for site in s:
-            x[i, site.specie.Z - 1] += 1.0 / len(s)
-    return x
-
-
 def refit_references(model: Any, structures: list[Structure], residuals: np.ndarray) -> np.ndarray:
     """Add to the model's elemental reference energies the least-squares shift per element that best
-    explains ``residuals`` (target minus prediction, eV/atom); returns the shift of each atomic number."""
+    explains ``residuals`` (target minus prediction, eV/atom): CHGNet's own ``AtomRef.fit`` on the
+    residuals. Returns the shift of each atomic number."""
     import torch  # heavy: optional (htflow[mlip])
+    from chgnet.model.composition_model import AtomRef  # heavy: optional (htflow[mlip])
 
-    x = fractions(structures)
-    used = np.flatnonzero(x.sum(axis=0))
-    shift = np.zeros(x.shape[1])
-    shift[used] = np.linalg.lstsq(x[:, used], residuals, rcond=None)[0]
+    shift = AtomRef(is_intensive=True)
+    shift.fit(structures, [float(r) for r in residuals])
     fc = model.composition_model.fc
     with torch.no_grad():
-        fc.weight += torch.tensor(shift, dtype=fc.weight.dtype).view_as(fc.weight)
-    return shift
+        fc.weight += shift.fc.weight.to(fc.weight.dtype).view_as(fc.weight)
+    return shift.fc.weight.detach().numpy().ravel().astype(float)
 
 
 def _graphs(model: Any, samples: list[Sample]) -> list[tuple[Any, dict]]:

@@ -57,7 +57,7 @@ def errors_table(m: dict) -> Table:
     return table
 
 
-def _check(epochs: int, learning_rate: float, val: float, base: str) -> None:
+def _check(learning_rate: float, val: float, base: str) -> None:
     if importlib.util.find_spec("chgnet") is None:
         raise InputError("htflow finetune needs the chgnet package, which is not installed: "
                          "pip install 'htflow[mlip]'")
@@ -67,7 +67,6 @@ def _check(epochs: int, learning_rate: float, val: float, base: str) -> None:
         raise InputError(f"--learning-rate: {learning_rate:g} is not in (0, 1]")
     if not 0 < val < 1:
         raise InputError(f"--val: {val:g} is not a fraction in (0, 1)")
-    del epochs  # typer's min=1 checks it
 
 
 def record(db: CampaignDB, name: str, metrics: dict) -> None:
@@ -111,7 +110,7 @@ def finetune(
     The checkpoint goes to OUT/chgnet-finetuned.pth.tar with finetune.json (errors before and after,
     on results kept out); use it as calculator.options.model of a chgnet campaign.
     """
-    _check(epochs, learning_rate, val, base)
+    _check(learning_rate, val, base)  # --epochs: typer's min=1
     db = open_db(store)
     with db:
         doc = campaign_doc(db, name)
