@@ -89,6 +89,13 @@ def test_ehvi_rounds_record_front_models_and_predictions():
     assert set(cvs) == {"formation_energy_per_atom", "density"}
     assert model[-1]["cv"]["of"] == "formation_energy_per_atom"
     assert model[-1]["cv"]["mae"] == cvs["formation_energy_per_atom"]["mae"] > 0
+    # each objective explained through the round's own model of it; Pt raises density, Al lowers it
+    for r in model:
+        density = r["explain_objectives"]["density"]
+        assert r["explain"]["objective"] == "formation_energy_per_atom"
+        assert density["model"] == "the round's botorch-gp of density"
+        top = {e["element"]: e["direction"] for e in density["elements"][:2]}
+        assert set(top) == {"Pt", "Al"} and top["Pt"] > 0.9 and top["Al"] < -0.9
     # CV predictions are kept in the objective's own units and direction
     cvp = doc["cv_predictions"]
     done = {r["key"]: r["formation_energy_per_atom"] for r in camp.results(status="done")}

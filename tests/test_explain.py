@@ -170,3 +170,82 @@ def test_the_report_and_the_api_show_the_explanation(explained, tmp_path):
         assert "explain-importance" in listed and "generative" not in listed
         png = client.get("/api/campaigns/why/plots/explain-importance.png")
         assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def two_objectives(tmp_path_factory):
+    """A ParEGO campaign on formation energy and density (Al-Cu-Ni-Pd-Pt, bundled EMT table, on disk)."""
+    root = tmp_path_factory.mktemp("two")
+    cfg = {
+        "name": "mo",
+        "space": {"elements": ["Al", "Cu", "Ni", "Pd", "Pt"], "step": 0.0625, "max_elements": 2},
+        "structure": {"prototype": "fcc", "n_atoms": 32},
+        "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
+        "objectives": [{"name": "formation_energy_per_atom", "goal": "minimize"},
+                       {"name": "density", "goal": "minimize"}],
+        "search": {"batch_size": 6, "budget": 24, "seed": 2, "surrogate": {"multi_objective": "parego"}},
+        "store": str(root / "htflow-data"),
+    }
+    camp = run_campaign(cfg)
+    with camp.db:
+        doc = camp.db.campaigns.query_one({"name": "mo"})
+    return root, doc
+
+
+def test_several_objectives_are_each_explained_by_a_model_of_their_own(two_objectives):
+    """A ParEGO round's model learned a random scalarisation; the explanation fits each objective alone.
+    Density is nearly linear in the fractions (Al 2.7 to Pt 21.5 g/cm3): Pt and Al lead it, Pt raising
+    it and Al lowering it; the formation energy's ranking is another one."""
+    _, doc = two_objectives
+    model = [r for r in doc["rounds"] if r.get("phase") == "model"]
+    assert model and all(set(r["explain_objectives"]) == {"density"} for r in model)
+    for r in model:
+        energy, density = r["explain"], r["explain_objectives"]["density"]
+        assert energy["objective"] == "formation_energy_per_atom" and density["objective"] == "density"
+        assert "fitted to density alone" in density["model"]
+        top = {e["element"]: e["direction"] for e in density["elements"][:2]}
+        assert set(top) == {"Pt", "Al"} and top["Pt"] > 0.9 and top["Al"] < -0.9
+        assert [e["element"] for e in energy["elements"]] != [e["element"] for e in density["elements"]]
+        # in each objective's own units: grams per cm3 for density, tens of meV/atom for the energy
+        assert density["elements"][0]["importance"] > 1.0 > 0.1 > energy["elements"][0]["importance"]
+
+
+def test_htflow_explain_the_api_and_the_report_take_an_objective(two_objectives, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from htflow.schemas.config import StoreConfig
+    from htflow.server.app import create_app
+
+    root, doc = two_objectives
+    store = str(root / "htflow-data")
+    latest = max((r for r in doc["rounds"] if r.get("explain")), key=lambda r: r["round"])
+    code, out, err = cli_in_process(["explain", "mo", "--store", store, "--objective", "density"])
+    assert code == 0, err
+    printed = [ln.split("│")[2].strip() for ln in out.splitlines()
+               if ln.count("│") == 6 and ln.split("│")[1].strip().isdigit()]
+    assert printed == [e["element"] for e in latest["explain_objectives"]["density"]["elements"]]
+    flat = " ".join(out.split())  # the note wraps at the console's width
+    assert "of density in g/cm³" in flat and "the other objectives: --objective formation_energy_per_atom" in flat
+    code, out, _ = cli_in_process(["explain", "mo", "--store", store, "--json"])
+    assert code == 0 and json.loads(out)["objective"] == "formation_energy_per_atom"
+    code, out, err = cli_in_process(["explain", "mo", "--store", store, "-o", "densty"])
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "no explanation of 'densty' (did you mean 'density'?)" in err
+    assert "objectives it explains: formation_energy_per_atom, density" in err
+
+    with TestClient(create_app(StoreConfig(path=store), optimade=False)) as client:
+        got = client.get("/api/campaigns/mo/explain?objective=density").json()["data"]
+        assert got["round"] == latest["round"] and got["objective"] == "density"
+        assert got["elements"] == latest["explain_objectives"]["density"]["elements"]
+        bad = client.get("/api/campaigns/mo/explain?objective=cost")
+        assert bad.status_code == 404 and "objectives it explains" in bad.json()["error"]
+        assert "explain-objectives" in client.get("/api/campaigns").json()["data"][0]["plots"]
+        png = client.get("/api/campaigns/mo/plots/explain-objectives.png")
+        assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+
+    code, _, err = cli_in_process(["report", "mo", "--store", store, "-o", str(tmp_path / "r")])
+    assert code == 0, err
+    assert (tmp_path / "r" / "explain-objectives.png").stat().st_size > 5000
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert f"(round {latest['round']}, formation_energy_per_atom)" in page
+    assert "density: the elements that matter" in page and "fitted to density alone" in page

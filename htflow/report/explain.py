@@ -13,6 +13,8 @@ from htflow.report.style import figure, label, save
 
 #: the explanation plots, by name (``NAME.png``)
 EXPLAIN_PLOTS = ("explain-importance", "explain-beeswarm", "explain-dependence")
+#: several objectives: each element's effect on each of them, side by side
+OBJECTIVES_PLOT = "explain-objectives"
 #: players drawn (the rest are listed by ``htflow explain``)
 SHOWN = 12
 
@@ -86,6 +88,45 @@ def dependence_plot(ex: dict, objective: str, path: Path) -> Path | None:
         if k == 1:
             ax.set_ylabel(f"mean predicted {label(objective)}", fontsize=8)
     fig.suptitle("partial dependence (other elements scaled in proportion)", fontsize=9)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def objectives_plot(explanations: dict[str, dict], goals: dict[str, str], path: Path) -> Path | None:
+    """Several objectives: one panel per objective, each element's mean |Shapley value| signed by the
+    direction of its effect (right: more of the element raises that objective; grey, centred: mixed), in
+    the objective's own units, under each objective's goal; elements in the order of their importance
+    to the first objective. An element that moves two objectives the ways their goals disagree is the
+    trade-off."""
+    if len(explanations) < 2:
+        return None
+    first = next(iter(explanations.values()))
+    names = [r["element"] for r in first.get("elements", [])][:SHOWN]
+    if not names:
+        return None
+    fig = Figure(figsize=(3.0 * len(explanations) + 1.0, 0.3 * len(names) + 1.7), dpi=120)
+    y = np.arange(len(names))[::-1]
+    for k, (objective, ex) in enumerate(explanations.items()):
+        ax = fig.add_subplot(1, len(explanations), k + 1, sharey=fig.axes[0] if k else None)
+        rows = {r["element"]: r for r in ex.get("elements", [])}
+        for yi, el in zip(y, names, strict=True):
+            r = rows.get(el)
+            if r is None:
+                continue
+            imp, d = r["importance"], r["direction"]
+            if abs(d) <= 0.3:
+                ax.barh(yi, imp, left=-imp / 2, color="0.65")
+            else:
+                ax.barh(yi, imp if d > 0 else -imp, color="C3" if d > 0 else "C0")
+        ax.axvline(0, color="0.3", lw=0.6)
+        ax.set_xlabel(f"signed mean |Shapley|\n{label(objective)}", fontsize=8)
+        ax.set_title(f"{objective.replace('_', ' ')} ({goals.get(objective, '')})", fontsize=9)
+        if k == 0:
+            ax.set_yticks(y, names)
+        else:
+            ax.tick_params(labelleft=False)
+    fig.suptitle("each element's effect on each objective\n"
+                 "(red: more raises it, blue: lowers it, grey: mixed)", fontsize=8)
     fig.tight_layout()
     return save(fig, path)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
-from htflow.report.explain import EXPLAIN_PLOTS, explanation_plots
+from htflow.report.explain import EXPLAIN_PLOTS, OBJECTIVES_PLOT, explanation_plots, objectives_plot
 from htflow.report.generative import GENERATIVE_PLOTS, generative_plot
 from htflow.report.plots import composition_map, learning_curve_plot, parity_plot
 from htflow.report.stability import hull_plot, pareto_plot
@@ -55,6 +55,10 @@ def campaign_plots(view: CampaignView, doc: CampaignDoc, results: list[dict], ou
     if only is None or only in EXPLAIN_PLOTS:
         got = explanation_plots(latest(doc, "explain"), objective, out)
         plots.update({k: v for k, v in got.items() if only is None or k == f"{only}.png"})
+    if len(view.config.objectives) > 1 and only in (None, OBJECTIVES_PLOT):
+        name = f"{OBJECTIVES_PLOT}.png"
+        goals = {o.name: o.goal for o in view.config.objectives}
+        plots[name] = objectives_plot(every_objective(doc), goals, out / name)
     if only in (None, *GENERATIVE_PLOTS):
         plots["generative.png"] = generative_plot(latest(doc, "generative"), objective,
                                                   out / "generative.png")
@@ -72,23 +76,46 @@ def latest(doc: CampaignDoc, key: str) -> dict | None:
     return {**rounds[-1][key], "round": rounds[-1]["round"]} if rounds else None
 
 
+def every_objective(doc: CampaignDoc) -> dict[str, dict]:
+    """The latest explained round's explanation of each objective, the first objective's first."""
+    ex = latest(doc, "explain")
+    if not ex:
+        return {}
+    objectives = [o["name"] for o in doc["config"]["objectives"]]
+    entry = next(r for r in doc["rounds"] if r["round"] == ex["round"])
+    return {ex.get("objective", objectives[0]): ex, **(entry.get("explain_objectives") or {})}
+
+
+def _ranking(ex: dict) -> str:
+    return _table(["rank", "element", "importance", "more of it", "per +10 at.%"],
+                  [[i, r["element"], fmt(r["importance"]),
+                    "raises it" if r["direction"] > 0.3 else "lowers it" if r["direction"] < -0.3
+                    else "mixed", fmt(r.get("per_10_percent"))]
+                   for i, r in enumerate(ex["elements"], 1)])
+
+
 def _explain_section(doc: CampaignDoc, plots: dict) -> str:
     """Why the latest model predicts what it does, and what the generative sampler learned."""
     text = ""
     ex = latest(doc, "explain")
+    each = every_objective(doc)
     if ex:
-        text += (f"<h3>Why the model predicts what it does (round {ex['round']})</h3>"
-                 + _table(["rank", "element", "importance", "more of it", "per +10 at.%"],
-                          [[i, r["element"], fmt(r["importance"]),
-                            "raises it" if r["direction"] > 0.3 else "lowers it" if r["direction"] < -0.3
-                            else "mixed", fmt(r.get("per_10_percent"))]
-                           for i, r in enumerate(ex["elements"], 1)])
+        of = f", {ex['objective']}" if len(each) > 1 else ""
+        what = f"<p>{html.escape(ex['model'])}</p>" if ex.get("model") else ""
+        text += (f"<h3>Why the model predicts what it does (round {ex['round']}{of})</h3>" + what
+                 + _ranking(ex)
                  + _img(plots.get("explain-importance.png"), f"mean |Shapley value| per element and pair "
                         f"({ex['method']}, {ex['points']} results against {ex['background']})")
                  + _img(plots.get("explain-beeswarm.png"), "each result's Shapley value per element, "
                         "coloured by the element's fraction")
                  + _img(plots.get("explain-dependence.png"),
                         "partial dependence on the two leading elements"))
+    for objective, other in list(each.items())[1:]:
+        text += (f"<h3>{html.escape(objective)}: the elements that matter</h3>"
+                 f"<p>{html.escape(other.get('model') or '')}</p>" + _ranking(other))
+    if len(each) > 1:
+        text += _img(plots.get(f"{OBJECTIVES_PLOT}.png"), "each element's effect on each objective: where "
+                     "one element pushes two objectives the way their goals disagree, that is the trade-off")
     if plots.get("generative.png"):
         text += "<h3>Generative sampler</h3>" + _img(plots["generative.png"], (
             "the conditional VAE's training loss, and the results at their latent means; the round "
@@ -99,7 +126,8 @@ def _explain_section(doc: CampaignDoc, plots: dict) -> str:
 def plot_names(objectives: list[dict]) -> list[str]:
     """The plots of a campaign with these objectives (config dicts): :data:`PLOTS` and a learning
     curve of each objective after the first."""
-    return [*PLOTS, *(f"learning-curve-{o['name']}" for o in objectives[1:])]
+    more = [OBJECTIVES_PLOT] if len(objectives) > 1 else []
+    return [*PLOTS, *more, *(f"learning-curve-{o['name']}" for o in objectives[1:])]
 
 
 def hull_system(view: CampaignView, doc: CampaignDoc) -> list[str] | None:

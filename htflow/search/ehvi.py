@@ -102,14 +102,21 @@ class BotorchGP:
         return self
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Marginal posterior mean and standard deviation of each row. Each row is its own t-batch: a
+        joint posterior of all rows would build their full covariance (3.7 s for 20,000 rows, against
+        0.1 s this way, the same numbers)."""
         import torch  # heavy: optional (htflow[mlip], htflow[bo])
 
-        tX = torch.as_tensor(np.asarray(X, float), dtype=torch.double)
+        tX = torch.as_tensor(np.asarray(X, float), dtype=torch.double).unsqueeze(-2)
         with torch.no_grad(), _quiet():
             post = self.model.posterior(tX)
             mean = post.mean.reshape(-1).numpy()
             std = post.variance.clamp_min(0).sqrt().reshape(-1).numpy()
         return mean.copy(), std.copy()
+
+    def mean(self, X: np.ndarray) -> np.ndarray:
+        """The posterior mean alone (what an explanation evaluates, on many rows)."""
+        return self.predict(X)[0]
 
     def condition(self, X: np.ndarray, y: np.ndarray) -> BotorchGP:
         """This model told that ``y`` came out at ``X`` (hyperparameters unchanged)."""
@@ -236,8 +243,9 @@ def select(featurize: Any, train: np.ndarray, Y: np.ndarray, cands: np.ndarray, 
 
     ``Y`` holds the objectives of ``train`` turned to "larger is better" and ``ref`` the reference
     point likewise. Returns ``chosen`` (rows of the candidates, including any ``refine`` added),
-    ``candidates``, per-objective ``mean`` / ``std`` (larger is better) and ``acquisition`` (log
-    EHVI of each pick given the earlier ones), and ``info`` for the round's record.
+    ``candidates``, per-objective ``mean`` / ``std`` (larger is better), ``acquisition`` (log
+    EHVI of each pick given the earlier ones), the fitted ``models`` (one per objective, larger is
+    better) and ``info`` for the round's record.
     """
     info: dict = {"model": "botorch-gp", "acquisition": "qLogEHVI", "multi_objective": "ehvi",
                   "n_train": len(Y), "reference": [float(v) for v in ref]}
@@ -269,5 +277,5 @@ def select(featurize: Any, train: np.ndarray, Y: np.ndarray, cands: np.ndarray, 
     chosen, scores = _believer_batch(acq, models, Y, ref_up, Xc, lp, n, mc_seed)
     info["select_seconds"] = time.perf_counter() - t0
     preds = [m.predict(Xc[chosen]) if chosen else (np.empty(0), np.empty(0)) for m in models]
-    return {"chosen": chosen, "candidates": cands, "acquisition": scores, "info": info,
+    return {"chosen": chosen, "candidates": cands, "acquisition": scores, "info": info, "models": models,
             "mean": np.array([p[0] for p in preds]).T, "std": np.array([p[1] for p in preds]).T}

@@ -238,6 +238,10 @@ class SurrogateGenerator:
                 del info["cv"]
         _extend(ctx, out["candidates"][len(cands):], cands, keys)
         ctx.report.update(info)
+        if s.explain:  # each objective's own model, the round's own
+            models = zip(names, out["models"], up, strict=True)
+            self._explain(ctx, train, lambda: {nm: (m, float(u), f"the round's botorch-gp of {nm}")
+                                               for nm, m, u in models})
         ctx.report["phase"] = "model"
         ctx.report["predictions"] = {
             keys[i]: {"of": "ehvi", "log_ehvi": a,
@@ -328,20 +332,47 @@ class SurrogateGenerator:
                              refine=refine, feasible=feasible, threshold=threshold, noise=noise)
         if sel.candidates is not None:
             _extend(ctx, sel.candidates[len(cands):], cands, keys)
-        self._report(ctx, sel, cands, keys, sign, y, multi, train)
+        self._report(ctx, sel, cands, keys, sign, y, multi)
+        if s.explain:
+            self._explain(ctx, train, functools.partial(self._own_models, ctx, sel, done, objectives, train)
+                          if multi else lambda: {name: (sel.model, sign, None)})
         return [cands[i] for i in sel.chosen]
 
-    def _report(self, ctx: ProposalContext, sel: Selection, cands: list[dict[str, float]], keys: list[str],
-                sign: float, y: np.ndarray, multi: bool, train: np.ndarray) -> None:
-        """What the round records: the model's numbers, its predictions of the picks, the pruned, and
-        (one objective) the model's explanation."""
+    def _own_models(self, ctx: ProposalContext, sel: Selection, done: list[dict], objectives: list,
+                    train: np.ndarray) -> dict[str, tuple[Any, float, str]]:
+        """A ParEGO round's model learned this round's scalarisation: to explain the round, each objective
+        gets a model of the same kind fitted to it alone."""
+        kind, out = sel.info["model"], {}
+        for o in objectives:
+            sign = -1.0 if o.goal == "maximize" else 1.0
+            y = sign * np.array([float(r[o.name]) for r in done])
+            out[o.name] = (self.planner(ctx.space.elements).model_of(kind, train, y, ctx.seed), sign,
+                           f"{kind} fitted to {o.name} alone (the round's model learned the ParEGO scalar)")
+        return out
+
+    def _explain(self, ctx: ProposalContext, train: np.ndarray, models: Any) -> None:
+        """Explain the round: ``models()`` maps each objective to its model, the sign that turns the model
+        back into the objective's own direction, and what the model is (None: the round's own). The first
+        objective's explanation is the round's ``explain``, the others' are in ``explain_objectives``."""
         fz = self.planner(ctx.space.elements).featurize
-        if self.settings.explain and not multi and getattr(fz, "slow", False):
+        if getattr(fz, "slow", False):
             ctx.report["explain_skipped"] = (f"features {self.settings.features!r} cost a model pass per "
                                              "composition; an explanation would take thousands")
-        elif self.settings.explain and not multi:
-            ctx.report["explain"] = explain(sel.model, fz, train, ctx.space.elements, ctx.seed, sign=sign,
-                                            labels=getattr(fz, "labels", list)())
+            return
+        got = {}
+        for nm, (model, sign, what) in models().items():
+            got[nm] = {**explain(model, fz, train, ctx.space.elements, ctx.seed, sign=sign,
+                                 labels=getattr(fz, "labels", list)()), "objective": nm}
+            if what:
+                got[nm]["model"] = what
+        first, *rest = got
+        ctx.report["explain"] = got[first]
+        if rest:
+            ctx.report["explain_objectives"] = {nm: got[nm] for nm in rest}
+
+    def _report(self, ctx: ProposalContext, sel: Selection, cands: list[dict[str, float]], keys: list[str],
+                sign: float, y: np.ndarray, multi: bool) -> None:
+        """What the round records: the model's numbers, its predictions of the picks and the pruned."""
         ctx.report.update({k: v for k, v in sel.info.items() if k != "limit"})
         ctx.report["phase"] = "model"
         ctx.report["predictions"] = {

@@ -145,6 +145,12 @@ class Planner:
         chosen, scores = batch.pick(model, mean, std, n, ~pruned)
         return Selection(chosen, mean, std, scores, pruned, info, cands, model)
 
+    def model_of(self, name: str, train: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        """Model ``name`` (``auto``: the first candidate model) fitted to fractions ``train`` and values
+        ``y``, without CV: each objective's own model, to explain a round that modelled a scalarisation."""
+        model = get_surrogate(AUTO_MODELS[0] if name == "auto" else name, seed=seed)
+        return fit(model, self.featurize(train), y)
+
     def acquisition(self, m: np.ndarray, sd: np.ndarray, best: float, rng: np.random.Generator,
                     limit: np.ndarray | None) -> np.ndarray:
         """The acquisition (larger is better); with a ``limit``, the probability of being at most it."""

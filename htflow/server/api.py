@@ -15,14 +15,14 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from htflow.errors import InputError
-from htflow.report.explain import EXPLAIN_PLOTS
+from htflow.report.explain import EXPLAIN_PLOTS, OBJECTIVES_PLOT
 from htflow.report.html import plot_names
 from htflow.schemas.documents import Status
 from htflow.server.plots import plot_key
 from htflow.server.queries import COLLECTIONS, HEAVY_FIELDS, BadQuery, parse_query
 from htflow.store.db import CampaignDB
 from htflow.store.filters import QUERY_FAILURES
-from htflow.store.repository import CampaignRepository, explained_round
+from htflow.store.repository import CampaignRepository, explained_round, explanation
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def _available_plots(doc: dict, counts: dict[str, int]) -> list[str]:
                             ("hull", any(r.get("hull") for r in rounds)),
                             ("pareto", len(objectives) > 1 and counts["done"] > 1),
                             *((p, any(r.get("explain") for r in rounds)) for p in EXPLAIN_PLOTS),
+                            (OBJECTIVES_PLOT, any(r.get("explain_objectives") for r in rounds)),
                             ("generative", any(r.get("generative") for r in rounds)),
                             *((f"learning-curve-{o['name']}", counts["done"] > 0) for o in objectives[1:]))
             if ok]
@@ -96,18 +97,20 @@ async def campaign(request: Request, name: str) -> Any:
 
 
 @router.get("/campaigns/{name}/explain")
-async def explanation(request: Request, name: str, round: int | None = None) -> Any:
-    """The model's explanation of a round (the latest explained by default): elements and pairs ranked
-    by importance, Shapley values, partial dependence, length scales (what ``htflow explain`` prints)."""
+async def explain(request: Request, name: str, round: int | None = None,
+                  objective: str | None = None) -> Any:
+    """The model's explanation of a round (the latest explained by default) for one objective (the first
+    by default): elements and pairs ranked by importance, Shapley values, partial dependence, length
+    scales (what ``htflow explain`` prints)."""
     doc = _db(request).campaigns.query_one({"name": name})
     if doc is None:
         return JSONResponse({"error": f"no campaign named {name!r}"}, status_code=404)
     try:
         entry = explained_round(doc.get("rounds", []), round)
+        ex = explanation(entry, objective, [o["name"] for o in doc["config"]["objectives"]])
     except InputError as exc:
         return JSONResponse({"error": str(exc)}, status_code=404)
-    return answer({"data": {"campaign": name, "round": entry["round"], "model": entry.get("model"),
-                            **entry["explain"]}})
+    return answer({"data": {"campaign": name, "round": entry["round"], "model": entry.get("model"), **ex}})
 
 
 @router.get("/campaigns/{name}/plots/{plot}.png")

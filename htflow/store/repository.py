@@ -16,6 +16,7 @@ from typing import Any
 from htflow.errors import InputError
 from htflow.schemas.documents import ENTRY_KEY, CampaignDoc, CandidateDoc, ResultDoc, Status
 from htflow.store.db import CampaignDB
+from htflow.utils.text import suggest
 
 #: what generators and plots need of a result (besides its objectives): no structures
 SUMMARY_FIELDS = ["key", "round", "status", "composition", "counts", "created_at", "configurations"]
@@ -136,7 +137,7 @@ def explained_round(rounds: list[dict], number: int | None) -> dict:
     have = sorted((r for r in rounds if r.get("explain")), key=lambda r: r["round"])
     if not have:
         raise InputError("no round of this campaign has an explanation yet: explanations come with the "
-                         "surrogate model's rounds (search.sampler: surrogate or generative, one objective, "
+                         "surrogate model's rounds (search.sampler: surrogate or generative, "
                          "search.surrogate.explain: true), after the initial design")
     if number is None:
         return have[-1]
@@ -145,3 +146,18 @@ def explained_round(rounds: list[dict], number: int | None) -> dict:
             return r
     raise InputError(f"round {number} has no explanation; rounds with one: "
                      f"{', '.join(str(r['round']) for r in have)}")
+
+
+def explanation(entry: dict, objective: str | None, objectives: list[str]) -> dict:
+    """A round's explanation of ``objective`` (None: the first of ``objectives``, the campaign's); an error
+    naming the objectives it explains otherwise. Several objectives: the first is the round's ``explain``,
+    the others are in ``explain_objectives``."""
+    first = entry["explain"].get("objective", objectives[0])
+    if objective in (None, first):
+        return {**entry["explain"], "objective": first}
+    others = entry.get("explain_objectives") or {}
+    if objective in others:
+        return others[objective]
+    have = [first, *others]
+    raise InputError(f"round {entry['round']} has no explanation of {objective!r}{suggest(objective, have)}; "
+                     f"objectives it explains: {', '.join(have)}")
