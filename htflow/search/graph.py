@@ -7,8 +7,9 @@ decoration), as built before any relaxation. The surrogate then learns the objec
 graph network pretrained on 1.5 million DFT structures sees of each alloy, local environments
 included, instead of from the fractions alone.
 
-One model pass per composition (about 20 ms for a 16-atom cell on one CPU thread), each cached
-for the campaign: a pool of 5,000 costs some 100 s once. That is why these features are for grid
+One model pass per composition (graph and network: about 0.05 s for a 16-atom cell and 0.1 s for a
+32-atom one on one CPU thread), each cached for the campaign: a pool of 4,000 32-atom cells costs
+some 400 s once. That is why these features are for grid
 and list spaces, and why rounds that use them record no Shapley explanation (which evaluates the
 model on thousands of made-up compositions); the validation says so.
 """
@@ -60,6 +61,7 @@ class CHGNetFeatures:
         return np.array([self._cache[k] for k in keys]).reshape(len(keys), DIM)
 
     def _features(self, rows: list[np.ndarray]) -> list[np.ndarray]:
+        import torch  # heavy: optional (htflow[mlip])
         from chgnet.model import CHGNet  # heavy: optional (htflow[mlip])
 
         if self._model is None:
@@ -69,6 +71,9 @@ class CHGNetFeatures:
         structures = [self.builder.build({el: float(x) for el, x in zip(self.elements, row, strict=True)
                                           if x > 0}) for row in rows]
         graphs = [model.graph_converter(s) for s in structures]
-        out = model.predict_graph(graphs, task="e", return_crystal_feas=True, batch_size=32)
+        # without autograd: CHGNet keeps every intermediate otherwise (5 GB for 32 cells of 32 atoms);
+        # small batches are the fastest on a CPU thread (0.10 s per 32-atom cell at 4, 0.19 s at 64)
+        with torch.no_grad():
+            out = model.predict_graph(graphs, task="e", return_crystal_feas=True, batch_size=4)
         out = out if isinstance(out, list) else [out]
         return [np.asarray(o["crystal_fea"], float).ravel() for o in out]
