@@ -35,6 +35,7 @@ import csv
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -66,16 +67,26 @@ STRATEGIES: dict[str, tuple[str, dict | None]] = {
     "isotropic GP": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "gp-iso"}),
     "isotropic GP top 4": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "gp-iso",
                                          "batch": "top"}),
+    "default + calibrated sigma": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
+                                                 "calibrate": True}),
     "auto (GP or forest by CV)": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
                                                 "model": "auto"}),
     "generative": ("generative", {"initial": INITIAL, "initial_sampler": "random"}),
     "ga": ("ga", None),
     "forest + UCB": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "forest",
                                    "acquisition": "ucb"}),
+    # issue 20, point 3: CHGNet's crystal features of each composition's cell (EMT pools only: the
+    # measured pools have no cells), alone and beside the fractions
+    "graph features (CHGNet)": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
+                                              "features": "chgnet"}),
+    "fractions + graph features": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
+                                                 "features": "fractions+chgnet"}),
 }
+#: strategies that need the pool's cells
+GRAPH = ("graph features (CHGNet)", "fractions + graph features")
 #: the strategies a default may be chosen from
 CANDIDATES = ("htflow default", "anisotropic GP + pruning (old default)", "anisotropic GP", "isotropic GP",
-              "isotropic GP top 4", "forest + UCB")
+              "isotropic GP top 4", "forest + UCB", "default + calibrated sigma", "auto (GP or forest by CV)")
 PLAIN, DEFAULT = "plain GP + EI", "htflow default"
 
 
@@ -178,6 +189,8 @@ def run_one(pool: Pool, strategy: str, seed: int) -> dict:
     from htflow.search.registry import get_generator
 
     sampler, surrogate = STRATEGIES[strategy]
+    if surrogate is not None and sampler in ("surrogate", "generative"):
+        surrogate = {"explain": False, **surrogate}  # explained after the picks: same picks, less time
     search = {"sampler": sampler, "batch_size": BATCH, "budget": len(pool.values), "seed": seed,
               **({"surrogate": surrogate} if surrogate else {})}
     cfg = CampaignConfig.model_validate({**pool.config, "search": search})
@@ -193,10 +206,35 @@ def run_one(pool: Pool, strategy: str, seed: int) -> dict:
 
 
 _POOLS: dict[str, Pool] = {}
+#: CHGNet features by (elements, builder, fractions), shared by this process's runs
+_GRAPH_CACHE: dict[tuple, object] = {}
+
+
+def _share_graph_features() -> None:
+    """One CHGNet pass per composition per worker process instead of one per replayed campaign
+    (htflow caches the features per campaign; here the runs of a pool share them)."""
+    from htflow.search import graph
+
+    if getattr(graph.CHGNetFeatures, "shared_by_suite", False):
+        return
+    own = graph.CHGNetFeatures._features
+
+    def features(self, rows):
+        tag = (tuple(self.elements), repr(self.builder))
+        keys = [(*tag, row.round(9).tobytes()) for row in rows]
+        todo = [row for row, k in zip(rows, keys, strict=True) if k not in _GRAPH_CACHE]
+        if todo:
+            for row, fea in zip(todo, own(self, todo), strict=True):
+                _GRAPH_CACHE[(*tag, row.round(9).tobytes())] = fea
+        return [_GRAPH_CACHE[k] for k in keys]
+
+    graph.CHGNetFeatures._features = features
+    graph.CHGNetFeatures.shared_by_suite = True
 
 
 def _init(names: list[str], folder: str) -> None:
     _POOLS.update({p.name: p for p in load_pools(names, Path(folder))})
+    _share_graph_features()
 
 
 def _job(args: tuple[str, str, int]) -> dict:
@@ -284,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="htflow-suite-") as folder:
         pools = load_pools(names, Path(folder))
-        jobs = [(p.name, s, seed) for p in pools for s in strategies for seed in range(args.seeds)]
+        jobs = [(p.name, s, seed) for p in pools for s in strategies for seed in range(args.seeds)
+                if s not in GRAPH or p.config.get("structure")]  # graph features need cells
         runs = []
         with Progress() as progress, ProcessPoolExecutor(args.workers, initializer=_init,
                                                          initargs=(names, folder)) as ex:
@@ -293,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(fut.result())
                 progress.advance(task)
     lines = [f"# Search suite ({time.strftime('%Y-%m-%d')})", "",
-             f"`python benchmarks/search_suite.py --seeds {args.seeds} --pools {','.join(names)}` on "
+             f"`{shlex.join(['python', 'benchmarks/search_suite.py', *(argv or sys.argv[1:])])}` on "
              f"{platform.machine()} with {os.cpu_count()} cores, {args.workers} workers, one thread each; "
              f"{time.time() - t0:.0f} s in all. Batches of {BATCH}, the first {INITIAL} points random; "
              "each run stops when it has evaluated the pool's best. Cells: median evaluations, counted in "

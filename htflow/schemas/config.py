@@ -150,6 +150,9 @@ class SurrogateConfig(Strict):
     prune: PruneConfig = Field(default_factory=PruneConfig)
     #: explain each model round: Shapley values per element and pair, partial dependence (htflow explain)
     explain: bool = True
+    #: scale the model's sigma by the round's CV so that +-1 sigma covers 68% of held-out results, and
+    #: acquire with the scaled sigma (the scale is recorded either way: cv.sigma_calibration)
+    calibrate: bool = False
 
 
 class GenerativeConfig(Strict):

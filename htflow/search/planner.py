@@ -62,6 +62,9 @@ def cross_validate(make_model, X: np.ndarray, y: np.ndarray, folds: int, seed: i
         "within_2sigma": float(np.mean(err <= 2 * std)),
         # how much wider the model's sigma must be for 95% of held-out errors to fall inside 2 sigma
         "sigma_scale": float(max(1.0, np.quantile(z, 0.95) / 1.96)),
+        # the factor that makes +-1 sigma cover 68% of the held-out errors (a normal's median |z| is
+        # 0.674), bounded to [0.2, 20]: search.surrogate.calibrate acquires with sigma x this
+        "sigma_calibration": float(np.clip(np.median(z) / 0.6745, 0.2, 20.0)),
         "y_true": y.tolist(),
         "y_pred": mean.tolist(),
         "y_std": std.tolist(),
@@ -129,9 +132,10 @@ class Planner:
         name, cv = self._choose(X, y, seed, rnd, info, noise) if s.model == "auto" else (s.model, None)
         make_model = functools.partial(get_surrogate, name, seed=seed)
         model = self._fit(make_model, X, y, seed, rnd, info, noise, cv)
+        scale = self._calibration(info)  # 1 unless search.surrogate.calibrate
         best = float(np.min(y))
         if refine is not None:
-            cands = self._refine(model, cands, best, refine, feasible, threshold, seed, rnd, info)
+            cands = self._refine(model, cands, best, refine, feasible, threshold, seed, rnd, info, scale)
         Xc = self.featurize(cands)
         p_ok = feasible(cands) if feasible is not None else None
         if p_ok is not None:
@@ -141,8 +145,9 @@ class Planner:
         if limit is not None:
             info["limit"] = limit
         pruned = self._prune(mean, std, best, limit, len(y), allow_prune, info)
-        batch = _Batch(self, make_model, X, y, Xc, best, limit, p_ok, np.random.default_rng([seed, rnd, 3]))
-        chosen, scores = batch.pick(model, mean, std, n, ~pruned)
+        rng = np.random.default_rng([seed, rnd, 3])
+        batch = _Batch(self, make_model, X, y, Xc, best, limit, p_ok, rng, scale)
+        chosen, scores = batch.pick(model, mean, std * scale, n, ~pruned)
         return Selection(chosen, mean, std, scores, pruned, info, cands, model)
 
     def model_of(self, name: str, train: np.ndarray, y: np.ndarray, seed: int) -> Any:
@@ -157,6 +162,14 @@ class Planner:
         if limit is None:
             return np.asarray(self.acquire(m, sd, best, rng=rng, beta=self.s.beta, xi=self.s.xi), float)
         return norm.cdf((limit - m) / np.maximum(sd, 1e-12))
+
+    def _calibration(self, info: dict) -> float:
+        """``search.surrogate.calibrate``: the round's CV scale for sigma (1 without it or without CV)."""
+        cv = info.get("cv") or {}
+        if not self.s.calibrate or "sigma_calibration" not in cv:
+            return 1.0
+        info["sigma_calibration"] = cv["sigma_calibration"]
+        return float(cv["sigma_calibration"])
 
     def _cv_part(self, n: int, seed: int, rnd: int) -> tuple[int, np.ndarray]:
         """The CV's seed and the results it uses (a seeded subset of at most ``cv_max``)."""
@@ -223,7 +236,7 @@ class Planner:
         return model
 
     def _refine(self, model: Any, cands: np.ndarray, best: float, refine: Any, feasible: Any, threshold: Any,
-                seed: int, rnd: int, info: dict) -> np.ndarray:
+                seed: int, rnd: int, info: dict, scale: float = 1.0) -> np.ndarray:
         """The candidates plus those ``refine`` finds by optimising the acquisition."""
         t0 = time.perf_counter()
         acq_rng = np.random.default_rng([seed, rnd, 4])
@@ -231,7 +244,7 @@ class Planner:
         def score(fractions: np.ndarray) -> np.ndarray:
             m, sd = model.predict(self.featurize(fractions))
             limit = threshold(fractions) if threshold is not None else None
-            a = self.acquisition(m, sd, best, acq_rng, limit)
+            a = self.acquisition(m, sd * scale, best, acq_rng, limit)
             return weigh(a, feasible(fractions)) if feasible is not None else a
 
         extra = refine(score)
@@ -270,6 +283,8 @@ class _Batch:
     limit: np.ndarray | None
     p_ok: np.ndarray | None
     rng: np.random.Generator
+    #: the calibration of sigma (``search.surrogate.calibrate``), applied to every sigma picked on
+    scale: float = 1.0
 
     def score(self, m: np.ndarray, sd: np.ndarray) -> np.ndarray:
         acq = self.planner.acquisition(m, sd, self.best, self.rng, self.limit)
@@ -282,10 +297,10 @@ class _Batch:
         m, sd = mean, std
         X_all, y_all = self.X, self.y
         # From FAST_BELIEVER results on, a GP's believer lowers variances in place instead of refitting
-        # (a refit also renormalises the targets: the suite's numbers are the refit's). Its whitened
-        # cross-covariances take results x candidates floats: beyond 50 million, refits again.
+        # (a refit also renormalises the targets: the suite's numbers are the refit's). The model says
+        # None where its cross-covariances would be too large: the batch refits then.
         fast = (self.planner.s.batch == "believer" and callable(getattr(model, "believer", None)) and n > 1
-                and len(self.X) >= FAST_BELIEVER and len(self.X) * len(self.Xc) <= 50_000_000)
+                and len(self.X) >= FAST_BELIEVER)
         state = model.believer(self.Xc) if fast else None
         for _ in range(min(n, int(free.sum()))):
             acq = self.score(m, sd)
@@ -304,7 +319,7 @@ class _Batch:
                 # kriging believer: the pick "came out" at the model's own mean
                 if state is not None:  # a GP: means unchanged, variances lowered, no refit
                     state.observe(i)
-                    sd = state.std()
+                    sd = state.std() * self.scale
                     continue
                 if callable(getattr(model, "condition", None)):
                     model = model.condition(self.Xc[i : i + 1], np.array([m[i]]))
@@ -312,4 +327,5 @@ class _Batch:
                     X_all, y_all = np.vstack([X_all, self.Xc[i : i + 1]]), np.append(y_all, m[i])
                     model = self.make_model().fit(X_all, y_all)
                 m, sd = model.predict(self.Xc)
+                sd = sd * self.scale
         return chosen, scores

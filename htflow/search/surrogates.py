@@ -46,6 +46,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
 
 from htflow.errors import InputError
+from htflow.search.sparse import MAX_EXACT, SparseBeliever, SparsePosterior, split_kernel
 from htflow.utils.imports import plugin_names, resolve
 
 
@@ -84,6 +85,9 @@ class GaussianProcess:
         self.standardize, self.plain = standardize and not plain, plain
         #: hyperparameters are fitted on at most this many points (a seeded subset), the GP on all
         self.max_opt = max_opt
+        #: beyond this many points the GP conditions through inducing points (:mod:`htflow.search.sparse`)
+        self.max_exact = MAX_EXACT
+        self.sparse: SparsePosterior | None = None
 
     def _kernel(self, d: int):
         if self.plain:
@@ -120,19 +124,31 @@ class GaussianProcess:
                 self.gp.alpha = self.gp.alpha[sub] if np.ndim(self.gp.alpha) else self.gp.alpha
                 self.gp.fit(Z[sub], y[sub])
                 return self.fit(X, y, kernel=self.gp.kernel_, noise=noise)
-            self.gp.fit(Z, y)
+            self.sparse = None
+            if kernel is not None and len(y) > self.max_exact and split_kernel(kernel) is not None:
+                # many results: the same hyperparameters, conditioned through inducing points
+                self.sparse = SparsePosterior(kernel, Z, y, self.gp.alpha)
+                self.gp.kernel_ = kernel
+            else:
+                self.gp.fit(Z, y)
         self.X, self.y = X, y
         return self
 
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, float)
-        mean, std = self.gp.predict(self.scaler(X) if self.scaler is not None else X, return_std=True)
+        return self.scaler(X) if self.scaler is not None else X
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.sparse is not None:
+            mean, std = self.sparse.predict(self._inputs(X))
+        else:
+            mean, std = self.gp.predict(self._inputs(X), return_std=True)
         return mean, np.maximum(std, 1e-12)
 
     def mean(self, X: np.ndarray) -> np.ndarray:
         """The predictive mean alone (no variance: one product per point)."""
-        X = np.asarray(X, float)
-        return self.gp.predict(self.scaler(X) if self.scaler is not None else X)
+        Z = self._inputs(X)
+        return self.sparse.mean(Z) if self.sparse is not None else self.gp.predict(Z)
 
     def fixed(self) -> GaussianProcess:
         """An unfitted copy that fits with this one's hyperparameters (and input scaling), no optimiser:
@@ -141,10 +157,13 @@ class GaussianProcess:
         new._fixed_kernel = self.gp.kernel_
         return new
 
-    def believer(self, Xc: np.ndarray) -> Believer:
-        """The kriging believer over candidates ``Xc`` without refits (:class:`Believer`)."""
-        X = np.asarray(Xc, float)
-        return Believer(self.gp, self.scaler(X) if self.scaler is not None else X)
+    def believer(self, Xc: np.ndarray) -> Believer | SparseBeliever | None:
+        """The kriging believer over candidates ``Xc`` without refits (:class:`Believer`), or None where
+        its cross-covariances would pass 50 million floats (the batch then refits)."""
+        if self.sparse is not None:
+            fits = len(self.sparse.U) * len(Xc) <= 50_000_000
+            return SparseBeliever(self.sparse, self._inputs(Xc)) if fits else None
+        return Believer(self.gp, self._inputs(Xc)) if len(self.y) * len(Xc) <= 50_000_000 else None
 
     def condition(self, X: np.ndarray, y: np.ndarray) -> GaussianProcess:
         new = copy.copy(self)
