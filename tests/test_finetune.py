@@ -154,17 +154,23 @@ def test_an_unknown_checkpoint_is_refused_before_anything_runs(tmp_path):
     assert not (tmp_path / "d").exists()
 
 
-def test_ctrl_c_during_training_says_what_was_kept(workflow, monkeypatch):
+def test_ctrl_c_during_training_says_what_was_kept(workflow, monkeypatch, tmp_path):
+    """An interrupted fine-tune leaves a previous checkpoint, metrics and log as they were."""
     import htflow.calculators.finetune as ft
 
     root, store, _, _ = workflow
-    ckpt = root / "htflow-data" / "finetune" / "fcc-ft" / "chgnet-finetuned.pth.tar"
-    before = ckpt.read_bytes() if ckpt.exists() else None
+    folder = tmp_path / "ft"
+    folder.mkdir()
+    kept = {name: f"previous {name}".encode() for name in (ft.CHECKPOINT, ft.METRICS, ft.LOG)}
+    for name, data in kept.items():
+        (folder / name).write_bytes(data)
 
     def interrupted(*args, **kwargs):
+        print("epoch 1 of 30")  # into the new log
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ft, "finetune_chgnet", interrupted)
-    code, _, err = cli_in_process(["finetune", "fcc-ft", "--store", store], cwd=root)
+    monkeypatch.setattr(ft, "_finetune", interrupted)
+    code, _, err = cli_in_process(["finetune", "fcc-ft", "--store", store, "--out", str(folder)], cwd=root)
     assert code == 130 and "interrupted: no checkpoint was written" in err and "Traceback" not in err
-    assert (ckpt.read_bytes() if ckpt.exists() else None) == before
+    assert {name: (folder / name).read_bytes() for name in kept} == kept
+    assert "epoch 1 of 30" in (folder / f"{ft.LOG}.partial").read_text()

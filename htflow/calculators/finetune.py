@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 import tempfile
 import time
@@ -40,6 +41,7 @@ from htflow.utils.threads import pin_torch
 
 CHECKPOINT = "chgnet-finetuned.pth.tar"
 METRICS = "finetune.json"
+LOG = "train.log"
 #: frozen during fine-tuning (CHGNet's fine-tuning example): what the pretrained model learnt of
 #: elements, bonds and angles in general, which a few hundred structures should not overwrite
 FROZEN = ("atom_embedding", "bond_embedding", "angle_embedding", "bond_basis_expansion",
@@ -151,12 +153,16 @@ def _train(model: Any, train: list[Sample], val: list[Sample], settings: Finetun
 def finetune_chgnet(samples: list[Sample], out_dir: str | Path,
                     settings: FinetuneSettings = FinetuneSettings()) -> dict:
     """Fine-tune CHGNet on ``samples``; writes :data:`CHECKPOINT` and :data:`METRICS` (and the trainer's
-    log, ``train.log``) in ``out_dir`` and returns the metrics (see the module's docstring)."""
+    log, :data:`LOG`) in ``out_dir`` and returns the metrics (see the module's docstring)."""
     pin_torch()
     start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with (out / "train.log").open("w") as log, contextlib.redirect_stdout(log), warnings.catch_warnings():
+    # written beside the files they replace and moved into place once all is done: an interrupted or
+    # failed fine-tune leaves the previous checkpoint, metrics and log as they were (and its own log
+    # as train.log.partial)
+    partial = out / f"{LOG}.partial"
+    with partial.open("w") as log, contextlib.redirect_stdout(log), warnings.catch_warnings():
         # CHGNet prints as it goes, and warns of its own volume tensor on every prediction
         warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad")
         metrics = _finetune(samples, out, settings)
@@ -164,9 +170,12 @@ def finetune_chgnet(samples: list[Sample], out_dir: str | Path,
     import torch  # heavy: optional (htflow[mlip])
 
     best = metrics.pop("model")
+    ckpt, table = out / f"{CHECKPOINT}.partial", out / f"{METRICS}.partial"
     torch.save({"model": best.as_dict(), "htflow": {k: v for k, v in metrics.items() if k != "history"}},
-               out / CHECKPOINT)
-    (out / METRICS).write_text(json.dumps(metrics, indent=1))
+               ckpt)
+    table.write_text(json.dumps(metrics, indent=1))
+    for path, name in ((ckpt, CHECKPOINT), (table, METRICS), (partial, LOG)):
+        os.replace(path, out / name)
     return metrics
 
 
