@@ -26,6 +26,21 @@ def small_campaign_config() -> dict:
     }
 
 
+def two_objective_config(store: str = "memory://", **search) -> dict:
+    """Formation energy and density, both minimised: Al-Cu-Ni-Pd-Pt binaries on a 1/16 grid, looked up
+    in the bundled EMT table (seconds)."""
+    return {
+        "name": "mo",
+        "space": {"elements": ["Al", "Cu", "Ni", "Pd", "Pt"], "step": 0.0625, "max_elements": 2},
+        "structure": {"prototype": "fcc", "n_atoms": 32},
+        "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
+        "objectives": [{"name": "formation_energy_per_atom", "goal": "minimize"},
+                       {"name": "density", "goal": "minimize"}],
+        "search": {"batch_size": 6, "budget": 30, "seed": 2, **search},
+        "store": store,
+    }
+
+
 def write_yaml(path: Path, data: dict) -> Path:
     """``data`` as a YAML file at ``path`` (keys in the order given)."""
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import cli_in_process, run_campaign
+from helpers import cli_in_process, run_campaign, two_objective_config
 
 from htflow.search.explain import _set_values, explain, shapley
 from htflow.search.surrogates import get_surrogate
@@ -176,16 +176,7 @@ def test_the_report_and_the_api_show_the_explanation(explained, tmp_path):
 def two_objectives(tmp_path_factory):
     """A ParEGO campaign on formation energy and density (Al-Cu-Ni-Pd-Pt, bundled EMT table, on disk)."""
     root = tmp_path_factory.mktemp("two")
-    cfg = {
-        "name": "mo",
-        "space": {"elements": ["Al", "Cu", "Ni", "Pd", "Pt"], "step": 0.0625, "max_elements": 2},
-        "structure": {"prototype": "fcc", "n_atoms": 32},
-        "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
-        "objectives": [{"name": "formation_energy_per_atom", "goal": "minimize"},
-                       {"name": "density", "goal": "minimize"}],
-        "search": {"batch_size": 6, "budget": 24, "seed": 2, "surrogate": {"multi_objective": "parego"}},
-        "store": str(root / "htflow-data"),
-    }
+    cfg = two_objective_config(str(root / "htflow-data"), budget=24, surrogate={"multi_objective": "parego"})
     camp = run_campaign(cfg)
     with camp.db:
         doc = camp.db.campaigns.query_one({"name": "mo"})

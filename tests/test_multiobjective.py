@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
+from helpers import two_objective_config
 from pymatgen.core import Composition
 
 from htflow.analysis.pareto import crowding, hypervolume, pareto_mask, ranks
@@ -51,16 +52,7 @@ def test_ranks_and_crowding():
 
 
 def _mo_campaign(**search) -> dict:
-    return {
-        "name": "mo",
-        "space": {"elements": ["Al", "Cu", "Ni", "Pd", "Pt"], "step": 0.0625, "max_elements": 2},
-        "structure": {"prototype": "fcc", "n_atoms": 32},
-        "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
-        "objectives": [{"name": "formation_energy_per_atom", "goal": "minimize"},
-                       {"name": "density", "goal": "minimize"}],
-        "search": {"batch_size": 6, "budget": 30, "seed": 2, **search},
-        "store": "memory://",
-    }
+    return two_objective_config(**search)
 
 
 @pytest.mark.parametrize("sampler", ["surrogate", "ga"])
