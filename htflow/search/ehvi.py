@@ -115,8 +115,12 @@ class BotorchGP:
         return mean.copy(), std.copy()
 
     def mean(self, X: np.ndarray) -> np.ndarray:
-        """The posterior mean alone (what an explanation evaluates, on many rows)."""
-        return self.predict(X)[0]
+        """The posterior mean alone (what an explanation evaluates, on many rows), per-row t-batches."""
+        import torch  # heavy: optional (htflow[mlip], htflow[bo])
+
+        tX = torch.as_tensor(np.asarray(X, float), dtype=torch.double).unsqueeze(-2)
+        with torch.no_grad(), _quiet():
+            return self.model.posterior(tX).mean.reshape(-1).numpy().copy()
 
     def condition(self, X: np.ndarray, y: np.ndarray) -> BotorchGP:
         """This model told that ``y`` came out at ``X`` (hyperparameters unchanged)."""
