@@ -159,9 +159,10 @@ class SparsePosterior:
         return mean * self.y_std + self.y_mean, np.sqrt(var + self.noise) * self.y_std
 
     def mean(self, Zc: np.ndarray) -> np.ndarray:
+        """The mean alone, in the targets' units (one product per row, in blocks)."""
         out = np.empty(len(Zc))
         for s in range(0, len(Zc), BLOCK):
-            out[s:s + BLOCK] = self.cross(Zc[s:s + BLOCK]) @ self.w
+            out[s:s + BLOCK] = cross_kernel(self.signal, Zc[s:s + BLOCK], self.U) @ self.w
         return out * self.y_std + self.y_mean
 
 
