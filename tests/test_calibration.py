@@ -61,3 +61,24 @@ def test_calibrate_acquires_with_the_scaled_sigma(calibrate, monkeypatch):
     else:
         assert "sigma_calibration" not in sel.info
         assert np.allclose(seen[0], sel.std)
+
+
+def test_a_campaign_records_the_calibration_its_rounds_acquired_with():
+    from helpers import run_campaign
+
+    cfg = {
+        "name": "cal",
+        "space": {"elements": ["Cu", "Ni", "Pd", "Au"], "step": 0.125, "max_elements": 3},
+        "structure": {"prototype": "fcc", "n_atoms": 32},
+        "calculator": {"name": "lookup", "options": {"table": "emt-fcc7"}},
+        "search": {"batch_size": 4, "budget": 20, "seed": 1,
+                   "surrogate": {"initial": 8, "calibrate": True, "explain": False}},
+        "store": "memory://",
+    }
+    camp = run_campaign(cfg)
+    with camp.db:
+        doc = camp.db.campaigns.query_one({"name": "cal"})
+    model = [r for r in doc["rounds"] if r.get("phase") == "model"]
+    assert len(model) == 3
+    for r in model:
+        assert r["sigma_calibration"] == r["cv"]["sigma_calibration"] > 0

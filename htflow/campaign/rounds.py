@@ -15,7 +15,8 @@ from htflow.store.repository import CampaignRepository
 _MODEL_KEYS = ("model", "features", "acquisition", "fitted", "n_train", "n_candidates", "pruned",
                "cv_seconds", "fit_seconds", "noise_std_mean", "evolved", "evolve_seconds", "parego_weights",
                "feasibility", "failed_seen", "multi_objective", "reference", "select_seconds", "prior",
-               "explain", "explain_objectives", "explain_skipped", "generative", "model_choice")
+               "explain", "explain_objectives", "explain_skipped", "generative", "model_choice",
+               "sigma_calibration")
 _ARRAYS = ("y_true", "y_pred", "y_std")
 
 
