@@ -56,6 +56,7 @@ def test_past_max_exact_a_campaign_gp_goes_sparse_and_stays_as_accurate(monkeypa
     gp.max_exact = 300
     gp.fit(X, y)
     assert gp.sparse is not None and len(gp.sparse.U) <= 120
+    assert gp.prediction_size == len(gp.sparse.U) and exact.prediction_size == 700  # what a row costs
     err_exact = np.mean(np.abs(exact.predict(Xt)[0] - yt))
     mean, _ = gp.predict(Xt)
     assert np.mean(np.abs(mean - yt)) < 1.2 * err_exact

@@ -164,8 +164,10 @@ def explain(model: Any, featurize: Any, train: np.ndarray, elements: list[str], 
 
     X, B, P = sample(points), sample(background), sample(PD_POINTS)
     groups, names = _players(f, X, B, elements)
-    # a model call costs O(results) per row: at most BUDGET rows x results in all (about a second)
-    shrink = np.sqrt(BUDGET / (2 ** len(groups) * len(X) * len(B) * max(len(train), 100)))
+    # a model call costs O(points it conditions on) per row: the results, or a sparse GP's inducing
+    # points (``prediction_size``); at most BUDGET rows x points in all (about a second)
+    size = getattr(model, "prediction_size", len(train))
+    shrink = np.sqrt(BUDGET / (2 ** len(groups) * len(X) * len(B) * max(size, 100)))
     if shrink < 1:
         X, B = X[: max(12, int(len(X) * shrink))], B[: max(8, int(len(B) * shrink))]
     v = _set_values(f, X, B, groups)

@@ -150,6 +150,11 @@ class GaussianProcess:
         Z = self._inputs(X)
         return self.sparse.mean(Z) if self.sparse is not None else self.gp.predict(Z)
 
+    @property
+    def prediction_size(self) -> int:
+        """The points a prediction conditions on (its cost per row): the results, or the inducing points."""
+        return len(self.sparse.U) if self.sparse is not None else len(self.y)
+
     def fixed(self) -> GaussianProcess:
         """An unfitted copy that fits with this one's hyperparameters (and input scaling), no optimiser:
         cross-validation at scale costs one Cholesky per fold."""
