@@ -42,6 +42,7 @@ def test_the_runner_stops_at_the_best_and_counts_whole_batches(tiny):
     assert "| 1.00/1.00 |" in plain  # the baseline against itself
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # the textbook GP's own chatter
 def test_the_plain_gp_baseline_is_a_textbook_scikit_learn_loop(tiny):
     """The baseline replayed through htflow's surrogate sampler proposes, round by round, what a
     30-line scikit-learn loop (GP on fractions, EI, top 4) proposes from the same initial points."""
