@@ -69,6 +69,8 @@ STRATEGIES: dict[str, tuple[str, dict | None]] = {
                                          "batch": "top"}),
     "default + calibrated sigma": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
                                                  "calibrate": True}),
+    "default + trust region": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
+                                             "trust_region": True}),
     "auto (GP or forest by CV)": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
                                                 "model": "auto"}),
     "generative": ("generative", {"initial": INITIAL, "initial_sampler": "random"}),
@@ -86,7 +88,8 @@ STRATEGIES: dict[str, tuple[str, dict | None]] = {
 GRAPH = ("graph features (CHGNet)", "fractions + graph features")
 #: the strategies a default may be chosen from
 CANDIDATES = ("htflow default", "anisotropic GP + pruning (old default)", "anisotropic GP", "isotropic GP",
-              "isotropic GP top 4", "forest + UCB", "default + calibrated sigma", "auto (GP or forest by CV)")
+              "isotropic GP top 4", "forest + UCB", "default + calibrated sigma", "auto (GP or forest by CV)",
+              "default + trust region")
 PLAIN, DEFAULT = "plain GP + EI", "htflow default"
 
 

@@ -16,7 +16,7 @@ _MODEL_KEYS = ("model", "features", "acquisition", "fitted", "n_train", "n_candi
                "cv_seconds", "fit_seconds", "noise_std_mean", "evolved", "evolve_seconds", "parego_weights",
                "feasibility", "failed_seen", "multi_objective", "reference", "select_seconds", "prior",
                "explain", "explain_objectives", "explain_skipped", "generative", "model_choice",
-               "sigma_calibration")
+               "sigma_calibration", "trust_region")
 _ARRAYS = ("y_true", "y_pred", "y_std")
 
 

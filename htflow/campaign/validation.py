@@ -99,6 +99,20 @@ def check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:
     Planner(sur, elements)  # names of model, features, acquisition
 
 
+def _check_trust_region(cfg: CampaignConfig, space: CompositionSpace) -> None:
+    """``trust_region`` narrows a finite candidate set around one best result: a grid or list space and
+    one objective."""
+    if not cfg.search.surrogate.trust_region:
+        return
+    where = "search.surrogate.trust_region: true"
+    if not space.is_grid:
+        raise InputError(f"{where} narrows a grid or list of candidates; a continuous space's search "
+                         "already refines around the acquisition's best (search.surrogate.evolve)")
+    if len(cfg.objectives) > 1:
+        raise InputError(f"{where} centres on one best result, and with several objectives there is a "
+                         "front of them; leave it false")
+
+
 def _check_graph_features(cfg: CampaignConfig, space: CompositionSpace) -> None:
     """``features: chgnet`` builds each composition's cell and runs CHGNet on it: a grid or list space
     (a model pass per composition, cached), a campaign with structures, and the chgnet package."""
@@ -254,6 +268,7 @@ def check(cfg: CampaignConfig) -> None:
     if cfg.search.sampler in MODEL_SAMPLERS or "surrogate" in cfg.search.model_fields_set:
         check_surrogate_settings(cfg.search.surrogate, list(space.elements))
         _check_graph_features(cfg, space)
+        _check_trust_region(cfg, space)
     _check_objectives(cfg, calc)
     _check_flow(cfg, calc)
     if cfg.executor.type == "dask" and cfg.executor.cluster is not None:

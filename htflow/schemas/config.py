@@ -153,6 +153,9 @@ class SurrogateConfig(Strict):
     #: scale the model's sigma by the round's CV so that +-1 sigma covers 68% of held-out results, and
     #: acquire with the scaled sigma (the scale is recorded either way: cv.sigma_calibration)
     calibrate: bool = False
+    #: choose only near the best result so far, in a box that grows on improvement and shrinks without
+    #: it (TuRBO); grid and list spaces, one objective (htflow/search/trust.py)
+    trust_region: bool = False
 
 
 class GenerativeConfig(Strict):

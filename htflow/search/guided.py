@@ -36,7 +36,7 @@ from htflow.analysis.hull import formation_hull
 from htflow.analysis.pareto import default_reference
 from htflow.schemas.config import SurrogateConfig
 from htflow.schemas.documents import Status
-from htflow.search import ehvi
+from htflow.search import ehvi, trust
 from htflow.search.context import Collector, ProposalContext, realise_within
 from htflow.search.explain import explain
 from htflow.search.features import bind_builder, fraction_matrix
@@ -285,11 +285,8 @@ class SurrogateGenerator:
         name = objectives[0].name if objectives else "formation_energy_per_atom"
         sign = -1.0 if objectives and objectives[0].goal == "maximize" else 1.0
         names = [o.name for o in objectives] or [name]
-        done = sorted(
-            (r for r in ctx.results
-             if r.get("status") == Status.DONE and all(r.get(k) is not None for k in names)),
-            key=lambda r: r["key"],
-        )
+        done = sorted((r for r in ctx.results if r.get("status") == Status.DONE
+                       and all(r.get(k) is not None for k in names)), key=lambda r: r["key"])
         els = ctx.space.elements
         prior_comps, prior_values, prior_info = [], [], {}
         if ctx.prior and not multi:
@@ -305,6 +302,9 @@ class SurrogateGenerator:
         cands, keys = self._candidates(ctx, train, first, sign)
         if not cands:
             return []
+        if s.trust_region and not multi:
+            cands, keys, ctx.report["trust_region"] = trust.narrow(done, first[:len(done)], els, cands, keys,
+                                                                   4 * n, s.initial)
         refine = None
         if not ctx.space.is_grid and s.evolve:
             refine = functools.partial(self._evolve, ctx, n, set(keys))
