@@ -31,7 +31,9 @@ def test_the_runner_stops_at_the_best_and_counts_whole_batches(tiny):
     assert len(tiny.values) == 45 and tiny.best <= tiny.top
     # every strategy but the CHGNet-feature ones (a model load and a pass per cell; tests/test_graph_features.py)
     strategies = [s for s in search_suite.STRATEGIES if s not in search_suite.GRAPH]
-    runs = [search_suite.run_one(tiny, s, seed) for s in strategies for seed in (0, 1)]
+    # two seeds of the baseline (the table's medians over seeds), one of each other strategy
+    runs = [search_suite.run_one(tiny, s, seed) for s in strategies
+            for seed in ((0, 1) if s == search_suite.PLAIN else (0,))]
     for r in runs:
         assert r["to_best"] is not None and r["to_top"] <= r["to_best"] <= 45
         assert r["to_best"] % 4 == 0 or r["to_best"] == 45  # whole batches of 4
