@@ -9,7 +9,7 @@ import pytest
 
 import htflow.search.sparse as sparse
 from htflow.search.planner import Planner, surrogate_settings
-from htflow.search.sparse import SparseBeliever, SparsePosterior, inducing_points
+from htflow.search.sparse import SparseBeliever, SparsePosterior, cross_kernel, inducing_points
 from htflow.search.surrogates import GaussianProcess
 
 
@@ -75,7 +75,7 @@ def test_the_sparse_believer_conditions_the_dtc_posterior_on_each_pick():
     state = SparseBeliever(post, Xc)
     assert np.allclose(state.std(), post.predict(Xc)[1])
     # the DTC posterior covariance of the candidates, conditioned by hand on noisy observations
-    K = post.cross(Xc)
+    K = cross_kernel(post.signal, Xc, post.U)
     cov = post.signal(Xc) - K @ post.P @ K.T + post.noise * np.eye(len(Xc))
     for p in (int(np.argmax(state.std())), 7, 55):
         state.observe(p)

@@ -239,7 +239,7 @@ class SurrogateGenerator:
         _extend(ctx, out["candidates"][len(cands):], cands, keys)
         ctx.report.update(info)
         if s.explain:  # each objective's own model, the round's own
-            models = zip(names, out["models"], up, strict=True)
+            models = list(zip(names, out["models"], up, strict=True))
             self._explain(ctx, train, lambda: {nm: (m, float(u), f"the round's botorch-gp of {nm}")
                                                for nm, m, u in models})
         ctx.report["phase"] = "model"

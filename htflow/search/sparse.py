@@ -125,17 +125,10 @@ class SparsePosterior:
         self.P = (self.P + self.P.T) / 2
         self._last: tuple | None = None
 
-    def cross(self, Zc: np.ndarray) -> np.ndarray:
-        """``k(Zc, U)``: candidates x inducing points, computed in blocks."""
-        K = np.empty((len(Zc), len(self.U)))
-        for s in range(0, len(Zc), BLOCK):
-            K[s:s + BLOCK] = cross_kernel(self.signal, Zc[s:s + BLOCK], self.U)
-        return K
-
     def latent(self, Zc: np.ndarray, keep: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Normalised mean and latent variance (without the noise) of each row, computed in blocks, and
-        (``keep``) the rows' :meth:`cross`. The last answer is remembered: a round predicts the
-        candidates, then its believer needs the same numbers."""
+        (``keep``) the rows' cross-covariances with the inducing points. The last answer is remembered:
+        a round predicts the candidates, then its believer needs the same numbers."""
         key = (Zc.shape, hashlib.blake2b(np.ascontiguousarray(Zc).view(np.uint8), digest_size=16).digest())
         if self._last is not None and self._last[0] == key and (self._last[3] is not None or not keep):
             return self._last[1], self._last[2], self._last[3]
