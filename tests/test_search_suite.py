@@ -38,10 +38,27 @@ def test_the_runner_stops_at_the_best_and_counts_whole_batches(tiny):
         assert r["to_best"] is not None and r["to_top"] <= r["to_best"] <= 45
         assert r["to_best"] % 4 == 0 or r["to_best"] == 45  # whole batches of 4
         assert r["to_best"] - 4 < r["evaluated"] <= r["to_best"]  # it stopped in the batch that found it
-    lines = search_suite.table(runs, [tiny])
-    assert len(lines) == 2 + len(strategies)
+    # the oracle bound: the random run's count where the best is among the first 8, else 12; no
+    # strategy that starts from the same 8 random points needs fewer
+    oracle = search_suite.oracle_runs(runs)
+    random_run = next(r for r in runs if r["strategy"] == "random")
+    assert [o["seed"] for o in oracle] == [0]
+    assert oracle[0]["to_best"] == (random_run["to_best"] if random_run["to_best"] <= 8 else 12)
+    for r in runs:
+        if search_suite.STRATEGIES[r["strategy"]][0] == "surrogate" and r["seed"] == 0:
+            assert r["to_best"] >= oracle[0]["to_best"] and r["to_top"] >= oracle[0]["to_top"], r
+    lines = search_suite.table(runs + oracle, [tiny])
+    assert len(lines) == 2 + len(strategies) + 1
     plain = next(line for line in lines if "| plain GP + EI |" in line)
     assert "| 1.00/1.00 |" in plain  # the baseline against itself
+
+
+def test_the_oracle_bound_is_the_random_start_plus_one_batch():
+    runs = [{"pool": "p", "strategy": "random", "seed": s, "seconds": 1.0, "to_best": b, "to_top": t}
+            for s, (b, t) in enumerate([(4, 4), (200, 8), (None, 40)])]
+    got = [(o["to_best"], o["to_top"]) for o in search_suite.oracle_runs(runs)]
+    assert got == [(4, 4), (12, 8), (12, 12)]
+    assert all(o["strategy"] == search_suite.ORACLE for o in search_suite.oracle_runs(runs))
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # the textbook GP's own chatter
