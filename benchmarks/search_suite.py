@@ -82,6 +82,9 @@ STRATEGIES: dict[str, tuple[str, dict | None]] = {
                                  "model": "htflow.search.ehvi:BotorchGP", "cv_folds": 0}),
     "forest + UCB": ("surrogate", {"initial": INITIAL, "initial_sampler": "random", "model": "forest",
                                    "acquisition": "ucb"}),
+    # the issue's "small ensemble of both": an equal mixture of the default GP and the forest
+    "GP + forest mixture": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
+                                          "model": "baselines:GPForestMixture"}),
     # physically informed features: regular-solution pair terms x_i x_j beside the fractions, and
     # Magpie's elemental-property statistics (standardised, so a GP with fitted scales)
     "default + pair features": ("surrogate", {"initial": INITIAL, "initial_sampler": "random",
@@ -104,7 +107,7 @@ GRAPH = ("graph features (CHGNet)", "fractions + graph features")
 CANDIDATES = ("htflow default", "anisotropic GP + pruning (old default)", "anisotropic GP", "isotropic GP",
               "isotropic GP top 4", "forest + UCB", "default + calibrated sigma", "auto (GP or forest by CV)",
               "default + trust region", "BoTorch GP", "default + pair features", "isotropic GP + Magpie",
-              "forest + Magpie + UCB")
+              "forest + Magpie + UCB", "GP + forest mixture")
 PLAIN, DEFAULT = "plain GP + EI", "htflow default"
 #: not a strategy: the fewest evaluations any strategy could need after the same 8 random points
 #: (derived from the random runs, whose first 8 are the model-guided strategies' first 8)
