@@ -42,7 +42,7 @@ class PlainGP:
 #: search.surrogate settings of the baseline (sampler surrogate)
 PLAIN_GP = {"model": "baselines:PlainGP", "features": "fractions", "acquisition": "ei", "xi": 0.0,
             "batch": "top", "cv_folds": 0, "prune": {"enabled": False}, "feasibility": False,
-            "initial": 8, "initial_sampler": "random", "evolve": 0}
+            "initial": 8, "initial_sampler": "random", "evolve": 0, "trust_region": False}
 
 
 class GPForestMixture:

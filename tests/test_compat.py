@@ -28,9 +28,9 @@ def test_demo_proposes_the_same_compositions_with_the_same_energies(tmp_path):
     golden = json.loads((DATA / "demo-golden.json").read_text())
     demo = yaml.safe_load((ROOT / "workflows" / "demo.yaml").read_text())
     demo["search"]["seed"] = 7  # the demo's seed when the golden file was written
-    # and the search defaults of that version (the default model and pruning changed since)
+    # and the search defaults of that version (the default model, pruning and the trust region changed since)
     demo["search"]["surrogate"] = {**demo["search"].get("surrogate", {}), "model": "gp",
-                                   "prune": {"enabled": True}}
+                                   "prune": {"enabled": True}, "trust_region": False}
     # the first three rounds (the initial design and two model rounds): what a later round proposes
     # follows from them by the same code, and the whole demo takes twice as long
     rounds = 3

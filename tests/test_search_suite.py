@@ -76,6 +76,12 @@ def test_the_runner_stops_at_the_best_and_counts_whole_batches(tiny):
     assert "| 1.00/1.00 |" in plain  # the baseline against itself
 
 
+def test_every_strategy_can_be_named_on_the_command_line():
+    assert not [s for s in search_suite.STRATEGIES if "," in s]  # --strategies splits on commas
+    with pytest.raises(SystemExit):
+        search_suite.main(["--strategies", "no such strategy", "--seeds", "1"])
+
+
 def test_the_oracle_bound_is_the_random_start_plus_one_batch():
     runs = [{"pool": "p", "strategy": "random", "seed": s, "seconds": 1.0, "to_best": b, "to_top": t}
             for s, (b, t) in enumerate([(4, 4), (200, 8), (None, 40)])]

@@ -102,7 +102,7 @@ def check_surrogate_settings(sur: SurrogateConfig, elements: list[str]) -> None:
 def _check_trust_region(cfg: CampaignConfig, space: CompositionSpace) -> None:
     """``trust_region`` narrows a finite candidate set around one best result: a grid or list space and
     one objective."""
-    if not cfg.search.surrogate.trust_region:
+    if cfg.search.surrogate.trust_region is not True:  # "auto" applies only where it can work
         return
     where = "search.surrogate.trust_region: true"
     if not space.is_grid:

@@ -154,8 +154,12 @@ class SurrogateConfig(Strict):
     #: acquire with the scaled sigma (the scale is recorded either way: cv.sigma_calibration)
     calibrate: bool = False
     #: choose only near the best result so far, in a box that grows on improvement and shrinks without
-    #: it (TuRBO); grid and list spaces, one objective (htflow/search/trust.py)
-    trust_region: bool = False
+    #: it (TuRBO; htflow/search/trust.py): ``auto`` (the default) where it can work (a grid or list
+    #: space, one objective), ``true`` (refused elsewhere) or ``false``
+    trust_region: bool | Literal["auto"] = "auto"
+    #: the trust region's radius (largest fraction difference from the best) at the start and at each
+    #: restart: 1 (the default) is the whole space until rounds stop improving; 0.5 is TuRBO's own
+    trust_start: Annotated[float, Field(ge=1 / 16, le=1)] = 1.0
 
 
 class GenerativeConfig(Strict):
@@ -379,10 +383,18 @@ def store_from_shorthand(value: str) -> dict:
     return {"backend": "embedded", "path": value}
 
 
+#: search.surrogate settings whose default changes the search, at the values that reproduce their absence
+BEFORE = {"trust_region": False, "trust_start": 0.5}
+
+
 def stored_config(stored: dict, store: StoreConfig | None = None) -> CampaignConfig:
     """A campaign's config as stored in its document, read by this version of htflow: the executor
-    is not re-checked (its files may have moved) and ``store`` replaces the stored store."""
+    is not re-checked (its files may have moved), ``store`` replaces the stored store, and settings
+    added since take the value that reproduces the search of their absence (:data:`BEFORE`)."""
     data = {**stored, "executor": {}}
+    search = data.get("search")
+    if isinstance(search, dict) and isinstance(search.get("surrogate"), dict):
+        data["search"] = {**search, "surrogate": {**BEFORE, **search["surrogate"]}}
     if store is not None:
         data["store"] = store.model_dump()
     return CampaignConfig.model_validate(data)

@@ -302,9 +302,10 @@ class SurrogateGenerator:
         cands, keys = self._candidates(ctx, train, first, sign)
         if not cands:
             return []
-        if s.trust_region and not multi:
+        region = s.trust_region is True or (s.trust_region == "auto" and ctx.space.is_grid and not multi)
+        if region and done:  # centred on the campaign's own best: none before its first result (warm start)
             cands, keys, ctx.report["trust_region"] = trust.narrow(done, first[:len(done)], els, cands, keys,
-                                                                   4 * n, s.initial)
+                                                                   4 * n, s.initial, s.trust_start)
         refine = None
         if not ctx.space.is_grid and s.evolve:
             refine = functools.partial(self._evolve, ctx, n, set(keys))
