@@ -56,7 +56,7 @@ def _structures(results: list[dict]) -> list[Structure]:
 def test_finetuning_lowers_the_error_on_held_out_compositions(workflow):
     root, store, keys, held_out = workflow
     assert len(held_out) >= 5
-    code, out, err = cli_in_process(["finetune", "fcc-ft", "--epochs", "20", "--json"], cwd=root)
+    code, out, err = cli_in_process(["finetune", "fcc-ft", "--epochs", "10", "--json"], cwd=root)
     assert code == 0, err
     m = json.loads(out)
     folder = Path("htflow-data") / "finetune" / "fcc-ft"
